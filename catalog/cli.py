@@ -1,0 +1,273 @@
+"""photocat's command line: parse options, call one core function, render. Nothing else.
+
+Exit codes: 0 done (a scan that recorded unreadable files still ran to the end); 1 the command
+could not do its work (catalog or folder unusable, bad query, file not catalogued); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from catalog.render import OutputFormat
+
+if TYPE_CHECKING:
+    from catalog.store import Catalog
+
+app = typer.Typer(
+    help="A photo catalog: keeps the EXIF metadata of photo folders in a database you can query.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Options shared by every command, defined once.
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="PHOTOCAT_DB",
+        help="Catalog: a SQLite file path or a SQLAlchemy URL "
+        "(default: catalog.db in the user data directory).",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    from catalog.render import inert
+
+    typer.echo(f"photocat: {inert(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def open_db(db: str | None, create: bool = False) -> Catalog:
+    from catalog.store import CatalogError, open_catalog
+
+    try:
+        return open_catalog(db, create=create)
+    except CatalogError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def scan(
+    folders: Annotated[list[Path], typer.Argument(help="Folders to catalogue (recursively).")],
+    db: DbOption = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes for reading files (default: all cores).")
+    ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option(help="Let an empty folder remove its photos from the catalog.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Summary as table or json.")
+    ] = OutputFormat.table,
+) -> None:
+    """Catalogue photo folders: add new files, re-read changed ones, forget deleted ones.
+
+    Unchanged files (same size and modification time) are not opened. A folder that is missing,
+    unreadable or empty while the catalog holds photos from it is an error: nothing is removed.
+
+    Example: photocat scan ~/Pictures
+    """
+    from catalog.ingest import RootError
+    from catalog.ingest import scan as run_scan
+
+    catalog = open_db(db, create=True)
+    with catalog, _progress(quiet) as (advance, set_total):
+        try:
+            summary = run_scan(
+                catalog, folders, workers=workers, progress=advance, on_total=set_total,
+                allow_empty=allow_empty,
+            )  # fmt: skip
+        except RootError as exc:
+            fail(str(exc))
+    for place in summary.skipped:
+        typer.echo(f"photocat: skipped {place}", err=True)
+    counts = {
+        "new": summary.new, "updated": summary.updated, "unchanged": summary.unchanged,
+        "removed": summary.removed, "failed": summary.failed, "skipped": len(summary.skipped),
+    }  # fmt: skip
+    if fmt is OutputFormat.json:
+        import json
+
+        typer.echo(json.dumps(counts))
+    else:
+        typer.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@app.command()
+def search(
+    terms: Annotated[
+        list[str] | None,
+        typer.Argument(help="Optional field:value terms, e.g. model:SM-G920F date:2016-11."),
+    ] = None,
+    make: Annotated[
+        str | None, typer.Option(help="Camera make (case-insensitive; * ? wildcards).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Camera model (case-insensitive; '*G920*' for a substring).")
+    ] = None,
+    lens: Annotated[str | None, typer.Option(help="Lens model (as --model).")] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="From this date or date-time (inclusive).")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Up to this date (the whole day) or date-time.")
+    ] = None,
+    utc: Annotated[
+        bool, typer.Option(help="--from/--to are UTC instants, not local time.")
+    ] = False,
+    gps: Annotated[
+        bool | None, typer.Option("--has-gps/--no-gps", help="Only photos with/without GPS.")
+    ] = None,
+    errors: Annotated[
+        bool, typer.Option("--errors", help="Only files that could not be read.")
+    ] = False,
+    path: Annotated[str | None, typer.Option(help="Under this folder (or a * pattern).")] = None,
+    sort: Annotated[
+        str, typer.Option(help="captured_at, path, make, model, size, iso or id.")
+    ] = "captured_at",
+    desc: Annotated[bool, typer.Option("--desc", help="Sort descending.")] = False,
+    limit: Annotated[int | None, typer.Option(min=0, help="At most this many results.")] = None,
+    count_only: Annotated[
+        bool, typer.Option("--count", help="Print only the number of matches.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
+    db: DbOption = None,
+) -> None:
+    """Find photos. With no filter, every photo. Text filters are case-insensitive exact
+    matches; use * and ? as wildcards for a substring (--model '*G920*').
+
+    Example: photocat search --model SM-G920F --from 2016-11-01 --to 2016-11-30 --format json
+    """
+    from dataclasses import replace
+
+    from catalog import query
+
+    try:
+        f = query.Filter(
+            make=make, model=model, lens=lens, utc=utc, has_gps=gps,
+            errors=True if errors else None, path=path, sort=sort, desc=desc, limit=limit,
+            date_from=query.TimeBound.parse(date_from) if date_from else None,
+            date_to=query.TimeBound.parse(date_to) if date_to else None,
+        )  # fmt: skip
+        if terms:
+            f = query.parse_terms(terms, f)
+            # options given beside terms win
+            f = replace(f, **{k: v for k, v in _given(make=make, model=model, lens=lens).items()})
+        catalog = open_db(db)
+        with catalog:
+            if count_only:
+                typer.echo(query.count(catalog, f))
+                return
+            _emit(query.search(catalog, f), fmt, query.RECORD_KEYS, TABLE_COLUMNS)
+    except query.QueryError as exc:
+        fail(str(exc))
+
+
+TABLE_COLUMNS = ("path", "make", "model", "captured_at", "offset", "latitude", "longitude", "error")
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _emit(rows: Any, fmt: OutputFormat, keys: Any, columns: Any) -> None:
+    from catalog.render import render
+
+    render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
+
+
+@app.command()
+def show(
+    file: Annotated[Path, typer.Argument(help="A catalogued image file.")],
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table (Tag : value) or json.")
+    ] = OutputFormat.table,
+    db: DbOption = None,
+) -> None:
+    """Everything known about one image: its normalised fields, then every EXIF tag.
+
+    Example: photocat show ~/Pictures/2016/IMG_0001.jpg
+    """
+    from catalog.query import photo_detail
+
+    with open_db(db) as catalog:
+        detail = photo_detail(catalog, str(file))
+    if detail is None:
+        fail(f"{file} is not in the catalog (run `photocat scan` on its folder)")
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        import json
+
+        typer.echo(
+            json.dumps(detail, ensure_ascii=False, indent=None if fmt is OutputFormat.jsonl else 2)
+        )
+        return
+    from catalog.render import inert
+
+    tags = detail.pop("tags")
+    warnings = detail.pop("warnings")
+    width = max(len(k) for k in detail)
+    lines = [f"{k:<{width}} : {inert(_plain(v))}" for k, v in detail.items()]
+    lines += [f"{'warning':<{width}} : {inert(w)}" for w in warnings]
+    lines.append("")
+    tag_width = max((len(t["name"]) for t in tags), default=0)
+    lines += [f"[{t['ifd']}] {inert(t['name']):<{tag_width}} : {inert(t['value'])}" for t in tags]
+    typer.echo("\n".join(lines))
+
+
+def _plain(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+@app.command()
+def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
+    """Each camera (make, model) with its number of photos and first/last capture time.
+
+    Example: photocat devices --format csv
+    """
+    from catalog import query
+
+    with open_db(db) as catalog:
+        rows = query.devices(catalog)
+    keys = ("make", "model", "photos", "first_captured_at", "last_captured_at")
+    _emit(rows, fmt, keys, keys)
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar: Any = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> tuple[Any, Any]:
+        if self.bar is None:
+            return None, None
+        self.bar.start()
+        task = self.bar.add_task("reading", total=None)
+        return (
+            lambda n: self.bar.advance(task, n),
+            lambda total: self.bar.update(task, total=total),
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def main() -> None:
+    app()

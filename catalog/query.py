@@ -1,0 +1,368 @@
+"""Search the catalog: a Filter becomes one SQL statement; rows come back as JSON-ready records.
+
+`parse_terms` gives the same filters from beets-style terms (`model:SM-G920F`,
+`date:2016-11-01..2016-11-30`), so a query can be written as words as well as options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy.orm import aliased
+
+from catalog.models import Device, GpsPosition, Photo, RawTags, Root
+from catalog.store import Catalog, this_host
+
+# The JSON record: json, jsonl and csv share these keys in this order.
+RECORD_KEYS = (
+    "path", "sha256", "format", "width", "height", "make", "model", "captured_at", "offset",
+    "captured_at_utc", "latitude", "longitude", "altitude", "lens_model", "iso", "exposure_time",
+    "f_number", "focal_length", "orientation", "software", "error",
+)  # fmt: skip
+
+SORTS = {
+    "captured_at": Photo.captured_at,
+    "path": None,  # root path + relative path, see _order
+    "make": Device.make,
+    "model": Device.model,
+    "size": Photo.size,
+    "iso": Photo.iso,
+    "id": Photo.id,
+}
+
+
+class QueryError(ValueError):
+    """A filter that cannot be understood (bad date, unknown field...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBound:
+    """A date or date-time as given, with the precision it was given in (a day, a minute...)."""
+
+    start: datetime
+    end: datetime  # exclusive: the instant after the given day/minute/second
+
+    @classmethod
+    def parse(cls, text: str) -> TimeBound:
+        t = text.strip()
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
+                d = date.fromisoformat(t)
+                start = datetime(d.year, d.month, d.day)
+                return cls(start, start + timedelta(days=1))
+            if re.fullmatch(r"\d{4}-\d{2}", t):
+                start = datetime.strptime(t, "%Y-%m")
+                nxt = datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
+                return cls(start, nxt)
+            if re.fullmatch(r"\d{4}", t):
+                return cls(datetime(int(t), 1, 1), datetime(int(t) + 1, 1, 1))
+            dt = datetime.fromisoformat(t.replace(" ", "T"))
+        except ValueError:
+            raise QueryError(
+                f"not a date or date-time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])"
+            ) from None
+        if dt.tzinfo is not None:
+            raise QueryError(f"{text!r}: give a local wall time without offset (or use --utc)")
+        step = timedelta(seconds=1) if dt.second or t.count(":") >= 2 else timedelta(minutes=1)
+        if dt.microsecond:
+            step = timedelta(microseconds=1)
+        return cls(dt, dt + step)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What to search for. Text matches are case-insensitive; `*` and `?` are wildcards."""
+
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    date_from: TimeBound | None = None  # inclusive
+    date_to: TimeBound | None = None  # inclusive (the whole day for a bare date)
+    utc: bool = False  # compare dates with the UTC instant instead of the local wall time
+    has_gps: bool | None = None
+    errors: bool | None = None  # True: only files that could not be read; False: none of them
+    path: str | None = None  # absolute path prefix or wildcard pattern
+    sort: str = "captured_at"
+    desc: bool = False
+    limit: int | None = None
+
+
+def _text_match(column: Any, value: str) -> ColumnElement[bool]:
+    """Case-insensitive exact match, or a LIKE when the value holds * or ? wildcards."""
+    if "*" in value or "?" in value:
+        escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = escaped.replace("*", "%").replace("?", "_")
+        return func.lower(column).like(pattern, escape="\\")
+    return func.lower(column) == value.lower()
+
+
+def build(f: Filter) -> Select[Any]:
+    """The SELECT for a filter: one row per photo, columns named as in RECORD_KEYS (+ id)."""
+    time_col = Photo.captured_at_utc if f.utc else Photo.captured_at
+    stmt = (
+        select(
+            Photo.id,
+            Root.path.label("root_path"),
+            Root.host,
+            Photo.rel_path,
+            Photo.sha256,
+            Photo.format,
+            Photo.width,
+            Photo.height,
+            Device.make,
+            Device.model,
+            Photo.captured_at,
+            Photo.subsec,
+            Photo.utc_offset,
+            Photo.captured_at_utc,
+            Photo.time_source,
+            Photo.time_zone,
+            GpsPosition.latitude,
+            GpsPosition.longitude,
+            GpsPosition.altitude,
+            Photo.lens_model,
+            Photo.iso,
+            Photo.exposure_time,
+            Photo.f_number,
+            Photo.focal_length,
+            Photo.orientation,
+            Photo.software,
+            Photo.error,
+            Photo.size,
+        )
+        .join(Root, Root.id == Photo.root_id)
+        .outerjoin(Device, Device.id == Photo.device_id)
+        .outerjoin(GpsPosition, GpsPosition.photo_id == Photo.id)
+    )
+    conds: list[ColumnElement[bool]] = []
+    if f.make is not None or f.model is not None:
+        # Devices are few: resolve them first so photos are found through their device index.
+        d = aliased(Device)
+        dev = select(d.id)
+        if f.make is not None:
+            dev = dev.where(_text_match(d.make, f.make))
+        if f.model is not None:
+            dev = dev.where(_text_match(d.model, f.model))
+        conds.append(Photo.device_id.in_(dev.scalar_subquery()))
+    if f.lens is not None:
+        conds.append(_text_match(Photo.lens_model, f.lens))
+    if f.date_from is not None:
+        conds.append(time_col >= f.date_from.start)
+    if f.date_to is not None:
+        conds.append(time_col < f.date_to.end)
+    if f.has_gps is True:
+        conds.append(and_(GpsPosition.latitude.is_not(None), GpsPosition.longitude.is_not(None)))
+    elif f.has_gps is False:
+        conds.append((GpsPosition.latitude.is_(None)) | (GpsPosition.longitude.is_(None)))
+    if f.errors is True:
+        conds.append(Photo.error.is_not(None))
+    elif f.errors is False:
+        conds.append(Photo.error.is_(None))
+    if f.path is not None:
+        conds.append(_path_match(f.path))
+    if conds:
+        stmt = stmt.where(*conds)
+    stmt = stmt.order_by(*_order(f, time_col))
+    if f.limit is not None:
+        stmt = stmt.limit(f.limit)
+    return stmt
+
+
+def _path_match(value: str) -> ColumnElement[bool]:
+    full = Root.path + "/" + Photo.rel_path
+    if "*" in value or "?" in value:
+        return _text_match(full, value)
+    prefix = os.path.abspath(value)
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return (full == prefix) | full.like(escaped.rstrip("/") + "/%", escape="\\")
+
+
+def _order(f: Filter, time_col: Any) -> list[Any]:
+    if f.sort not in SORTS:
+        raise QueryError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORTS)}")
+    if f.sort == "captured_at":
+        cols = [time_col]
+    elif f.sort == "path":
+        cols = [Root.path, Photo.rel_path]
+    else:
+        cols = [SORTS[f.sort]]
+    cols = [c.desc() if f.desc else c.asc() for c in cols]
+    return [c.nulls_last() for c in cols] + [Photo.id.desc() if f.desc else Photo.id]
+
+
+def to_record(row: Any) -> dict[str, Any]:
+    """A result row as the JSON record (keys in RECORD_KEYS order)."""
+    m = row._mapping
+    return {
+        "path": _join(m["root_path"], m["rel_path"]),
+        "sha256": m["sha256"],
+        "format": m["format"],
+        "width": m["width"],
+        "height": m["height"],
+        "make": m["make"] or None,
+        "model": m["model"] or None,
+        "captured_at": _iso(m["captured_at"]),
+        "offset": m["utc_offset"],
+        "captured_at_utc": _iso(m["captured_at_utc"], "Z"),
+        "latitude": m["latitude"],
+        "longitude": m["longitude"],
+        "altitude": m["altitude"],
+        "lens_model": m["lens_model"],
+        "iso": m["iso"],
+        "exposure_time": m["exposure_time"],
+        "f_number": m["f_number"],
+        "focal_length": m["focal_length"],
+        "orientation": m["orientation"],
+        "software": m["software"],
+        "error": m["error"],
+    }
+
+
+def _join(root: str, rel: str) -> str:
+    return root.rstrip("/") + "/" + rel if "/" in root else os.path.join(root, rel)
+
+
+def _iso(value: datetime | None, suffix: str = "") -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds") + suffix
+
+
+def search(catalog: Catalog, f: Filter) -> Iterator[dict[str, Any]]:
+    """Stream the records matching a filter."""
+    stmt = build(f)
+    with catalog.engine.connect() as conn:
+        for row in conn.execute(stmt):
+            yield to_record(row)
+
+
+def count(catalog: Catalog, f: Filter) -> int:
+    stmt = select(func.count()).select_from(build(replace(f, limit=None)).order_by(None).subquery())
+    with catalog.engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+def devices(catalog: Catalog) -> list[dict[str, Any]]:
+    """Each make/model with its photo count and first/last capture time."""
+    stmt = (
+        select(
+            Device.make,
+            Device.model,
+            func.count(Photo.id).label("photos"),
+            func.min(Photo.captured_at).label("first"),
+            func.max(Photo.captured_at).label("last"),
+        )
+        .join(Photo, Photo.device_id == Device.id)
+        .group_by(Device.id, Device.make, Device.model)
+        .order_by(func.count(Photo.id).desc(), Device.make, Device.model)
+    )
+    with catalog.engine.connect() as conn:
+        return [
+            {
+                "make": r.make or None,
+                "model": r.model or None,
+                "photos": r.photos,
+                "first_captured_at": _iso(r.first),
+                "last_captured_at": _iso(r.last),
+            }
+            for r in conn.execute(stmt)
+        ]
+
+
+TERM = re.compile(r"^(?P<key>[a-z_]+):(?P<value>.*)$")
+
+
+def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
+    """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
+    `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`. Options given beside win."""
+    f = base or Filter()
+    for term in terms:
+        m = TERM.match(term)
+        if not m:
+            raise QueryError(f"not a field:value term: {term!r}")
+        key, value = m["key"], m["value"]
+        if key in ("make", "model", "lens", "path"):
+            f = replace(f, **{key: value})
+        elif key in ("date", "utc"):
+            lo, sep, hi = value.partition("..")
+            start = TimeBound.parse(lo) if lo else None
+            end = (TimeBound.parse(hi) if hi else None) if sep else start
+            f = replace(f, date_from=start, date_to=end, utc=key == "utc")
+        elif key == "gps":
+            f = replace(f, has_gps=_yes(value, term))
+        elif key == "error":
+            f = replace(f, errors=_yes(value, term))
+        else:
+            raise QueryError(f"unknown field {key!r} in {term!r}")
+    return f
+
+
+def _yes(value: str, term: str) -> bool:
+    v = value.lower()
+    if v in ("yes", "true", "1", "y"):
+        return True
+    if v in ("no", "false", "0", "n"):
+        return False
+    raise QueryError(f"{term!r}: use yes or no")
+
+
+def photo_detail(catalog: Catalog, path: str) -> dict[str, Any] | None:
+    """Everything known about one file: the record, provenance fields, warnings and all tags."""
+    target = os.path.abspath(path)
+    for root_id, root_path in catalog.roots(host=this_host()):
+        base = root_path.rstrip(os.sep) + os.sep
+        if not target.startswith(base):
+            continue
+        rel = target[len(base) :].replace(os.sep, "/")
+        stmt = (
+            build(Filter(sort="id"))
+            .add_columns(
+                Photo.captured_from,
+                Photo.offset_from,
+                Photo.serial,
+                Photo.mtime_ns,
+                Photo.warnings,
+                Photo.first_seen,
+                Photo.last_scanned,
+                GpsPosition.gps_time_utc,
+                RawTags.tags,
+            )
+            .outerjoin(RawTags, RawTags.photo_id == Photo.id)
+            .where(Photo.root_id == root_id, Photo.rel_path == rel)
+        )
+        with catalog.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            continue
+        m = row._mapping
+        detail = to_record(row)
+        detail.update(
+            {
+                "host": m["host"],
+                "size": m["size"],
+                "modified_ns": m["mtime_ns"],
+                "captured_from": m["captured_from"],
+                "subsec": m["subsec"],
+                "offset_from": m["offset_from"],
+                "time_source": m["time_source"],
+                "time_zone": m["time_zone"],
+                "gps_time_utc": _iso(m["gps_time_utc"], "Z"),
+                "serial": m["serial"],
+                "first_seen": _iso(m["first_seen"], "Z"),
+                "last_scanned": _iso(m["last_scanned"], "Z"),
+                "warnings": m["warnings"].split("\n") if m["warnings"] else [],
+                "tags": [
+                    {"ifd": t[0], "id": t[1], "name": t[2], "value": t[3]}
+                    for t in json.loads(m["tags"] or "[]")
+                ],
+            }
+        )
+        return detail
+    return None

@@ -1,0 +1,57 @@
+"""The photo record: what extraction produces and every later stage consumes.
+
+Plain data, no database and no CLI. `extract.extract(path)` builds one per file and never raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(slots=True)
+class RawTag:
+    """One EXIF tag as found in the file."""
+
+    ifd: str  # "IFD0", "Exif", "GPS", "Interop", "IFD1"
+    tag_id: int
+    name: str  # as in PIL.ExifTags, or "Tag0xNNNN" when unknown
+    value: str  # rendered as a person reads it; blobs summarised by length
+
+
+@dataclass(slots=True)
+class PhotoRecord:
+    """Normalised metadata of one image file. Every field is None when unknown."""
+
+    format: str | None = None  # by content: JPEG, TIFF, PNG, WEBP, HEIC, MPO, ...
+    width: int | None = None
+    height: int | None = None
+    orientation: int | None = None  # 1..8 only
+    make: str | None = None
+    model: str | None = None
+    lens_model: str | None = None
+    serial: str | None = None
+    software: str | None = None
+    # capture time: wall clock as written in the file, never shifted
+    captured_at: datetime | None = None  # naive local time
+    captured_from: str | None = None  # "DateTimeOriginal" | "DateTimeDigitized" | "DateTime"
+    subsec: str | None = None  # SubSecTime* exactly as stored
+    offset: str | None = None  # "+02:00" in effect at capture
+    offset_from: str | None = None  # EXIF tag the offset came from, e.g. "OffsetTimeOriginal"
+    captured_at_utc: datetime | None = None  # naive UTC instant, set only when the offset is known
+    time_source: str | None = None  # how UTC was resolved: "offset_tag" | "gps_time" | "gps_zone"
+    time_zone: str | None = None  # IANA name when a position gave one
+    # place
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude: float | None = None
+    gps_time_utc: datetime | None = None  # GPSDateStamp + GPSTimeStamp, naive UTC
+    # exposure
+    iso: int | None = None
+    exposure_time: float | None = None  # seconds
+    f_number: float | None = None
+    focal_length: float | None = None  # mm
+    # everything, for the forensic listing
+    tags: list[RawTag] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None  # set when the file could not be read as an image

@@ -1,0 +1,361 @@
+"""Open a catalog from a URL, migrate it, and write to it in batches.
+
+The only module that writes. Every write is one transaction; on SQLite a write transaction begins
+IMMEDIATE so that two writers queue on the busy timeout instead of failing with "database is locked"
+when one of them upgrades a read lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+
+from catalog.models import Device, GpsPosition, Photo, RawTags, Root
+from catalog.record import PhotoRecord
+from catalog.urls import database_url
+
+BUSY_TIMEOUT_MS = 60_000
+WRITE = {"photocat_write": True}
+
+
+class CatalogError(Exception):
+    """The catalog cannot be used as asked (missing, newer than this photocat, unwritable...)."""
+
+
+@dataclass(slots=True)
+class FileEntry:
+    """One file to record: where it is, what stat said, what extraction found."""
+
+    root_id: int
+    rel_path: str
+    size: int
+    mtime_ns: int
+    record: PhotoRecord
+    sha256: str | None = None
+
+
+@dataclass(slots=True)
+class StoredState:
+    photo_id: int
+    size: int
+    mtime_ns: int
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def this_host() -> str:
+    """The machine name roots are recorded under (PHOTOCAT_HOST overrides it)."""
+    return os.environ.get("PHOTOCAT_HOST") or socket.gethostname()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_conn.isolation_level = None  # transactions are begun by _sqlite_begin below
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable against crashes of the app
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("photocat_write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(u, pool_pre_ping=True)
+
+
+def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> None:
+    """Bring the schema to `revision` with Alembic (downgrade with down=True); refuse a catalog
+    made by a newer photocat rather than touch it."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    import catalog.migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(catalog.migrations.__file__).parent))
+    script = ScriptDirectory.from_config(cfg)
+    with engine.connect().execution_options(**WRITE) as conn:
+        if conn.dialect.name == "postgresql":  # one migrator at a time across machines
+            conn.execute(text("SELECT pg_advisory_xact_lock(7306539)"))
+        else:
+            conn.execute(text("SELECT 1"))  # begins the IMMEDIATE transaction: one migrator
+        current = MigrationContext.configure(conn).get_current_heads()
+        for rev in current:
+            try:
+                script.get_revision(rev)
+            except Exception as exc:
+                raise CatalogError(
+                    f"this catalog was made by a newer photocat (schema revision {rev}); "
+                    "upgrade photocat to use it"
+                ) from exc
+        if down or set(current) != {script.get_current_head()}:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+        conn.commit()
+
+
+class Catalog:
+    """A migrated catalog database. Reads through `engine`; writes through the methods below."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+        self._devices: dict[tuple[str, str], int] = {}
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One write transaction."""
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            yield conn
+
+    # roots -----------------------------------------------------------------------------
+    def root_id(self, path: str, host: str | None = None, create: bool = True) -> int | None:
+        host = host or this_host()
+        q = select(Root.id).where(Root.host == host, Root.path == path)
+        with self.engine.connect() as conn:
+            found = conn.execute(q).scalar()
+        if found is not None or not create:
+            return found
+        with self.writing() as conn:
+            conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=path))
+            return conn.execute(q).scalar_one()
+
+    def roots(self, host: str | None = None) -> list[tuple[int, str]]:
+        q = select(Root.id, Root.path).order_by(Root.path)
+        if host is not None:
+            q = q.where(Root.host == host)
+        with self.engine.connect() as conn:
+            return [(r.id, r.path) for r in conn.execute(q)]
+
+    def mark_scanned(self, root_id: int) -> None:
+        with self.writing() as conn:
+            conn.execute(update(Root).where(Root.id == root_id).values(last_scan_at=now()))
+
+    def file_states(self, root_id: int) -> dict[str, StoredState]:
+        """What the catalog knows of each file under a root: enough to skip unchanged files."""
+        q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
+            Photo.root_id == root_id
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
+
+    # writes ----------------------------------------------------------------------------
+    def _device_id(self, conn: Connection, make: str | None, model: str | None) -> int | None:
+        if not make and not model:
+            return None
+        key = (make or "", model or "")
+        found = self._devices.get(key)
+        if found is None:
+            q = select(Device.id).where(Device.make == key[0], Device.model == key[1])
+            found = conn.execute(q).scalar()
+            if found is None:
+                conn.execute(
+                    _insert_ignore(conn, Device, ["make", "model"], make=key[0], model=key[1])
+                )
+                found = conn.execute(q).scalar_one()
+            self._devices[key] = found
+        return found
+
+    def upsert(self, entries: Sequence[FileEntry]) -> None:
+        """Insert or replace the given files' rows (photo, GPS, tags) in one transaction."""
+        if not entries:
+            return
+        stamp = now()
+        with self.writing() as conn:
+            try:
+                self._upsert(conn, entries, stamp)
+            except Exception:
+                self._devices.clear()  # ids cached inside a rolled-back transaction may not exist
+                raise
+
+    def _upsert(self, conn: Connection, entries: Sequence[FileEntry], stamp: datetime) -> None:
+        rows = [
+            _photo_row(e, self._device_id(conn, e.record.make, e.record.model), stamp)
+            for e in entries
+        ]
+        ins = _insert(conn, Photo)
+        updatable = {
+            c: ins.excluded[c] for c in rows[0] if c not in ("root_id", "rel_path", "first_seen")
+        }
+        stmt = ins.on_conflict_do_update(index_elements=["root_id", "rel_path"], set_=updatable)
+        ids = list(
+            conn.execute(stmt.returning(Photo.id, sort_by_parameter_order=True), rows).scalars()
+        )
+        conn.execute(delete(GpsPosition).where(GpsPosition.photo_id.in_(ids)))
+        conn.execute(delete(RawTags).where(RawTags.photo_id.in_(ids)))
+        gps = [_gps_row(pid, e.record) for pid, e in zip(ids, entries, strict=True)]
+        gps = [g for g in gps if g is not None]
+        if gps:
+            conn.execute(_insert(conn, GpsPosition), gps)
+        tags = [
+            {"photo_id": pid, "tags": _tags_json(e.record)}
+            for pid, e in zip(ids, entries, strict=True)
+        ]
+        conn.execute(_insert(conn, RawTags), tags)
+
+    def remove(self, root_id: int, rel_paths: Iterable[str]) -> int:
+        """Forget files that are gone. Returns how many rows went."""
+        paths = list(rel_paths)
+        removed = 0
+        with self.writing() as conn:
+            for chunk in _chunks(paths, 500):
+                q = delete(Photo).where(Photo.root_id == root_id, Photo.rel_path.in_(chunk))
+                removed += conn.execute(q).rowcount
+        return removed
+
+    def adopt_subroots(self, root_id: int, path: str) -> None:
+        """Fold roots that lie inside a new root into it, so no file is catalogued twice."""
+        for sub_id, sub_path in self.roots(host=self.host_of(root_id)):
+            if sub_id == root_id or not sub_path.startswith(path.rstrip(os.sep) + os.sep):
+                continue
+            prefix = sub_path[len(path.rstrip(os.sep)) + 1 :].replace(os.sep, "/") + "/"
+            with self.writing() as conn:
+                conn.execute(
+                    update(Photo)
+                    .where(Photo.root_id == sub_id)
+                    .values(root_id=root_id, rel_path=literal(prefix) + Photo.rel_path)
+                )
+                conn.execute(delete(Root).where(Root.id == sub_id))
+
+    def host_of(self, root_id: int) -> str:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Root.host).where(Root.id == root_id)).scalar_one()
+
+
+def open_catalog(db: str | os.PathLike[str] | None = None, *, create: bool = True) -> Catalog:
+    """Open (and migrate) the catalog at a path or URL; None means PHOTOCAT_DB, then the default."""
+    url = database_url(db)
+    u = make_url(url)
+    is_file = u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:")
+    if not create and is_file and not Path(str(u.database)).exists():
+        raise CatalogError(f"no catalog at {u.database}: run `photocat scan DIR` first")
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    except CatalogError:
+        engine.dispose()
+        raise
+    except Exception as exc:
+        engine.dispose()
+        raise CatalogError(
+            f"cannot open catalog {u.render_as_string(hide_password=True)}: {exc}"
+        ) from exc
+    return Catalog(url, engine)
+
+
+# helpers ---------------------------------------------------------------------------------
+def _insert(conn: Connection, table: type) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _insert_ignore(conn: Connection, table: type, keys: list[str], **values: object) -> Any:
+    return _insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+
+def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _photo_row(e: FileEntry, device_id: int | None, stamp: datetime) -> dict[str, object]:
+    r = e.record
+    return {
+        "root_id": e.root_id,
+        "rel_path": e.rel_path,
+        "size": e.size,
+        "mtime_ns": e.mtime_ns,
+        "sha256": e.sha256,
+        "format": r.format,
+        "width": r.width,
+        "height": r.height,
+        "orientation": r.orientation,
+        "captured_at": r.captured_at,
+        "captured_from": r.captured_from,
+        "subsec": r.subsec,
+        "utc_offset": r.offset,
+        "offset_from": r.offset_from,
+        "captured_at_utc": r.captured_at_utc,
+        "time_source": r.time_source,
+        "time_zone": r.time_zone,
+        "device_id": device_id,
+        "lens_model": r.lens_model,
+        "serial": r.serial,
+        "iso": r.iso,
+        "exposure_time": r.exposure_time,
+        "f_number": r.f_number,
+        "focal_length": r.focal_length,
+        "software": r.software,
+        "warnings": "\n".join(r.warnings) or None,
+        "error": r.error,
+        "first_seen": stamp,
+        "last_scanned": stamp,
+    }
+
+
+def _gps_row(photo_id: int, r: PhotoRecord) -> dict[str, object] | None:
+    if r.latitude is None and r.longitude is None and r.altitude is None and r.gps_time_utc is None:
+        return None
+    return {
+        "photo_id": photo_id,
+        "latitude": r.latitude,
+        "longitude": r.longitude,
+        "altitude": r.altitude,
+        "gps_time_utc": r.gps_time_utc,
+    }
+
+
+def _tags_json(r: PhotoRecord) -> str:
+    return json.dumps([[t.ifd, t.tag_id, t.name, t.value] for t in r.tags], ensure_ascii=False)

@@ -1,0 +1,27 @@
+"""Where the catalog lives: a path or SQLAlchemy URL, from --db, PHOTOCAT_DB or the default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_NAME = "catalog.db"
+
+
+def default_path() -> Path:
+    """The default catalog: a SQLite file in the user's data directory (platformdirs)."""
+    from platformdirs import user_data_path
+
+    return user_data_path("photocat", appauthor=False) / DEFAULT_NAME
+
+
+def database_url(db: str | os.PathLike[str] | None = None) -> str:
+    """Turn --db (a path or URL) into a SQLAlchemy URL; None means PHOTOCAT_DB, then the default."""
+    value = os.fspath(db) if db is not None else os.environ.get("PHOTOCAT_DB") or None
+    if value is None:
+        path = default_path()
+    elif "://" in value:
+        return value
+    else:
+        path = Path(value).expanduser()
+    return f"sqlite:///{path.resolve()}"

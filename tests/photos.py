@@ -1,0 +1,69 @@
+"""Make small real image files with chosen EXIF, written by Pillow (no other writer)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
+
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825
+
+
+def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
+    v = abs(value)
+    d = int(v)
+    m = int((v - d) * 60)
+    s = Fraction((v - d - m / 60) * 3600).limit_denominator(10000)
+    return IFDRational(d, 1), IFDRational(m, 1), IFDRational(s.numerator, s.denominator)
+
+
+def make_photo(
+    path: Path,
+    *,
+    make: str | None = "Canon",
+    model: str | None = "Canon EOS 5D",
+    taken: str | None = "2016:11:10 18:22:47",
+    offset: str | None = None,
+    gps: tuple[float, float] | None = None,
+    altitude: float | None = None,
+    gps_time: tuple[str, tuple[int, int, int]] | None = None,
+    size: tuple[int, int] = (64, 48),
+    fmt: str = "JPEG",
+    color: tuple[int, int, int] = (200, 120, 40),
+    extra: dict[int, object] | None = None,
+) -> Path:
+    """Write an image with the given EXIF; returns its path."""
+    exif = Image.Exif()
+    if make is not None:
+        exif[0x010F] = make
+    if model is not None:
+        exif[0x0110] = model
+    exif[0x0112] = 1
+    for tag, value in (extra or {}).items():
+        exif[tag] = value
+    sub = exif.get_ifd(EXIF_IFD)
+    if taken is not None:
+        sub[0x9003] = taken
+    if offset is not None:
+        sub[0x9011] = offset
+    sub[0x829A] = IFDRational(1, 250)
+    sub[0x829D] = IFDRational(28, 10)
+    sub[0x8827] = 200
+    if gps is not None or gps_time is not None:
+        g = exif.get_ifd(GPS_IFD)
+        if gps is not None:
+            g[1] = "N" if gps[0] >= 0 else "S"
+            g[2] = _dms(gps[0])
+            g[3] = "E" if gps[1] >= 0 else "W"
+            g[4] = _dms(gps[1])
+        if altitude is not None:
+            g[5] = b"\x00" if altitude >= 0 else b"\x01"
+            g[6] = IFDRational(round(abs(altitude) * 100), 100)
+        if gps_time is not None:
+            g[29] = gps_time[0]
+            g[7] = tuple(IFDRational(x, 1) for x in gps_time[1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path, fmt, exif=exif)
+    return path

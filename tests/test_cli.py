@@ -1,0 +1,223 @@
+"""The command line, run through typer's runner against real folders and real SQLite files,
+reopening the catalog afterwards to check what it holds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import Scanned
+from corpus import BROKEN
+from photos import make_photo
+from typer.testing import CliRunner
+
+from catalog.cli import app
+from catalog.query import RECORD_KEYS
+
+runner = CliRunner()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    top = tmp_path / "library"
+    make_photo(
+        top / "a.jpg",
+        make="samsung",
+        model="SM-G920F",
+        taken="2016:11:10 18:22:47",
+        offset="+02:00",
+        gps=(48.8584, 2.2945),
+        altitude=35.5,
+    )
+    make_photo(top / "b.jpg", make="samsung", model="SM-G920F", taken="2016:12:01 00:00:00")
+    make_photo(
+        top / "sub" / "c.jpg", make="Canon", model="Canon EOS 5D", taken="2016:11:30 23:59:59"
+    )
+    (top / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return top
+
+
+@pytest.fixture
+def scanned(library: Path, db: Path) -> Path:
+    code, _, err = run("scan", library, "--db", db)
+    assert code == 0, err
+    return db
+
+
+def names(out: str) -> set[str]:
+    return {r["path"].rsplit("/", 1)[1] for r in json.loads(out)}
+
+
+def test_scan_prints_a_summary_and_fills_the_catalog(library: Path, db: Path) -> None:
+    code, out, _ = run("scan", library, "--db", db)
+    assert code == 0
+    assert out.strip() == "new 4, updated 0, unchanged 0, removed 0, failed 1, skipped 0"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM photos").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM photos WHERE error IS NOT NULL").fetchone() == (
+            1,
+        )
+    code, out, _ = run("scan", library, "--db", db, "--format", "json")
+    assert json.loads(out) == {
+        "new": 0,
+        "updated": 0,
+        "unchanged": 4,
+        "removed": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
+
+
+def test_scan_of_a_missing_folder_fails_with_a_message(tmp_path: Path, db: Path) -> None:
+    code, _, err = run("scan", tmp_path / "nowhere", "--db", db)
+    assert code == 1
+    assert "does not exist" in err
+
+
+def test_search_by_model_is_case_insensitive_and_json_keys_are_in_order(scanned: Path) -> None:
+    code, out, _ = run("search", "--model", "sm-g920f", "--format", "json", "--db", scanned)
+    assert code == 0
+    rows = json.loads(out)
+    assert {r["path"].rsplit("/", 1)[1] for r in rows} == {"a.jpg", "b.jpg"}
+    assert all(list(r) == list(RECORD_KEYS) for r in rows)
+    a = next(r for r in rows if r["path"].endswith("a.jpg"))
+    assert a["path"].startswith("/")
+    assert a["captured_at"] == "2016-11-10T18:22:47"
+    assert a["offset"] == "+02:00"
+    assert a["captured_at_utc"] == "2016-11-10T16:22:47Z"
+    assert a["latitude"] == pytest.approx(48.8584, abs=1e-6)
+    assert a["sha256"] and len(a["sha256"]) == 64
+
+
+def test_search_substring_and_terms(scanned: Path) -> None:
+    assert names(run("search", "--model", "*g920*", "-f", "json", "--db", scanned)[1]) == {
+        "a.jpg",
+        "b.jpg",
+    }
+    assert names(run("search", "model:*EOS*", "-f", "json", "--db", scanned)[1]) == {"c.jpg"}
+    assert names(run("search", "date:2016-11", "-f", "json", "--db", scanned)[1]) == {
+        "a.jpg",
+        "c.jpg",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--from", "2016-11-01", "--to", "2016-11-30"], {"a.jpg", "c.jpg"}),
+        (["--from", "2016-11-30"], {"b.jpg", "c.jpg"}),
+        (["--to", "2016-11-30T23:59"], {"a.jpg", "c.jpg"}),
+        (["--to", "2016-11-30T23:59:58"], {"a.jpg"}),
+        (["--has-gps"], {"a.jpg"}),
+        (["--no-gps"], {"b.jpg", "c.jpg", "bad.jpg"}),
+        (["--errors"], {"bad.jpg"}),
+        (["--make", "CANON"], {"c.jpg"}),
+        ([], {"a.jpg", "b.jpg", "c.jpg", "bad.jpg"}),
+    ],
+)
+def test_search_filters(scanned: Path, args: list[str], expected: set[str]) -> None:
+    code, out, err = run("search", *args, "--format", "json", "--db", scanned)
+    assert code == 0, err
+    assert names(out) == expected
+
+
+def test_search_output_formats(scanned: Path, library: Path) -> None:
+    _, out, _ = run("search", "--format", "csv", "--sort", "path", "--db", scanned)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == list(RECORD_KEYS)
+    assert [Path(r["path"]).name for r in rows] == ["a.jpg", "b.jpg", "bad.jpg", "c.jpg"]
+    _, out, _ = run("search", "--format", "paths", "--sort", "path", "--db", scanned)
+    assert out.splitlines() == [
+        str(library / p) for p in ("a.jpg", "b.jpg", "bad.jpg", "sub/c.jpg")
+    ]
+    _, out, _ = run("search", "--format", "jsonl", "--limit", "2", "--db", scanned)
+    assert len([json.loads(line) for line in out.splitlines()]) == 2
+    _, out, _ = run("search", "--count", "--model", "SM-G920F", "--db", scanned)
+    assert out.strip() == "2"
+    code, out, _ = run("search", "--db", scanned)
+    assert code == 0 and "a.jpg" in out and "SM-G920F" in out
+
+
+def test_bad_query_and_missing_catalog_fail_cleanly(scanned: Path, tmp_path: Path) -> None:
+    code, _, err = run("search", "--from", "2016-13-01", "--db", scanned)
+    assert code == 1 and "not a date" in err
+    code, _, err = run("search", "--db", tmp_path / "none.db")
+    assert code == 1 and "no catalog" in err
+    assert not (tmp_path / "none.db").exists()
+    code, _, _ = run("search", "--format", "yaml", "--db", scanned)
+    assert code == 2
+
+
+def test_db_from_environment(library: Path, tmp_path: Path) -> None:
+    env = {"PHOTOCAT_DB": str(tmp_path / "env.db")}
+    assert run("scan", library, env=env)[0] == 0
+    assert (tmp_path / "env.db").exists()
+    assert names(run("search", "--errors", "-f", "json", env=env)[1]) == {"bad.jpg"}
+
+
+def test_show_lists_fields_then_every_tag(scanned: Path, library: Path) -> None:
+    code, out, _ = run("show", library / "a.jpg", "--db", scanned)
+    assert code == 0
+    assert "model" in out and "SM-G920F" in out
+    assert "captured_from" in out and "DateTimeOriginal" in out
+    lines = out.splitlines()
+    assert any(line.startswith("[IFD0] Make") and line.endswith(": samsung") for line in lines)
+    assert any("[GPS]" in line and "GPSLatitudeRef" in line for line in lines)
+    code, out, _ = run("show", library / "a.jpg", "--format", "json", "--db", scanned)
+    detail = json.loads(out)
+    assert detail["model"] == "SM-G920F"
+    assert {"ifd": "IFD0", "id": 0x010F, "name": "Make", "value": "samsung"} in detail["tags"]
+    code, _, err = run("show", library / "nope.jpg", "--db", scanned)
+    assert code == 1 and "not in the catalog" in err
+
+
+def test_devices_counts_and_dates(scanned: Path) -> None:
+    code, out, _ = run("devices", "--format", "json", "--db", scanned)
+    assert code == 0
+    assert json.loads(out) == [
+        {
+            "make": "samsung",
+            "model": "SM-G920F",
+            "photos": 2,
+            "first_captured_at": "2016-11-10T18:22:47",
+            "last_captured_at": "2016-12-01T00:00:00",
+        },
+        {
+            "make": "Canon",
+            "model": "Canon EOS 5D",
+            "photos": 1,
+            "first_captured_at": "2016-11-30T23:59:59",
+            "last_captured_at": "2016-11-30T23:59:59",
+        },
+    ]
+
+
+@pytest.mark.parametrize("command", ["scan", "search", "show", "devices"])
+def test_every_command_help_ends_with_an_example(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    assert "Example: photocat " + command in " ".join(out.split())
+
+
+def test_hostile_strings_never_reach_the_terminal(broken_db: Scanned) -> None:
+    code, out, _ = run("search", "--db", broken_db.db)
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "[bold red]x[/]" in " ".join(out.split()) or "bold red" in out
+    code, out, _ = run("search", "--format", "csv", "--db", broken_db.db)
+    for row in csv.DictReader(io.StringIO(out)):
+        for key, value in row.items():
+            if key not in ("latitude", "longitude", "altitude"):  # numbers may be negative
+                assert not value.startswith(("=", "+", "-", "@")), value
+    hostile = BROKEN / "make_ansi_markup_formula.jpg"
+    code, out, _ = run("show", hostile, "--db", broken_db.db)
+    assert code == 0 and "\x1b" not in out and "\\x1b[31m" in out

@@ -1,0 +1,181 @@
+"""scan on real folders and a real SQLite file: idempotence, change detection, removals, roots."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from photos import make_photo
+
+from catalog.ingest import RootError, is_candidate, scan
+from catalog.store import Catalog
+
+OPENED: list[str] = []
+_WATCHING: list[str] = []
+
+
+def _audit(event: str, args: tuple) -> None:  # type: ignore[type-arg]
+    if (
+        event == "open"
+        and _WATCHING
+        and isinstance(args[0], str)
+        and args[0].startswith(_WATCHING[0])
+    ):
+        OPENED.append(args[0])
+
+
+sys.addaudithook(_audit)
+
+
+def dump(db: Path) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
+    """Every row of every photo table, to compare catalog states."""
+    with sqlite3.connect(db) as conn:
+        return {
+            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+            for t in ("photos", "devices", "gps_positions", "raw_tags")
+        }
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    top = tmp_path / "photos"
+    make_photo(top / "2016" / "a.jpg", model="SM-G920F", make="samsung", gps=(48.85, 2.29))
+    make_photo(top / "2016" / "b.jpg", taken="2016:11:11 08:00:00")
+    make_photo(top / "2017" / "deep" / "c.png", fmt="PNG", make="Apple", model="iPhone 6")
+    (top / "notes.txt").write_text("not a photo")
+    (top / ".hidden.jpg").write_bytes(b"x")
+    (top / "2016" / "d.jpg.part").write_bytes(b"partial")
+    (top / "broken.jpg").write_text("this is not a jpeg")
+    return top
+
+
+def test_scan_catalogues_photos_and_records_failures(catalog: Catalog, folder: Path) -> None:
+    s = scan(catalog, [folder], workers=1)
+    assert (s.new, s.updated, s.unchanged, s.removed, s.failed) == (4, 0, 0, 0, 1)
+    states = catalog.file_states(catalog.roots()[0][0])
+    assert sorted(states) == ["2016/a.jpg", "2016/b.jpg", "2017/deep/c.png", "broken.jpg"]
+
+
+def test_second_scan_of_unchanged_tree_reads_no_image_and_changes_no_row(
+    catalog: Catalog, folder: Path, db: Path
+) -> None:
+    scan(catalog, [folder], workers=1)
+    before = dump(db)
+    OPENED.clear()
+    _WATCHING[:] = [str(folder)]
+    try:
+        s = scan(catalog, [folder], workers=1)
+    finally:
+        _WATCHING.clear()
+    assert OPENED == []
+    assert (s.new, s.updated, s.unchanged, s.removed) == (0, 0, 4, 0)
+    assert dump(db) == before
+
+
+def test_changed_files_are_reread_and_gone_ones_removed(catalog: Catalog, folder: Path) -> None:
+    scan(catalog, [folder], workers=1)
+    make_photo(folder / "2016" / "b.jpg", model="Changed Model")
+    os.utime(folder / "2016" / "b.jpg", ns=(1, 1_000_000_000))
+    (folder / "2016" / "a.jpg").unlink()
+    make_photo(folder / "new.jpg")
+    s = scan(catalog, [folder], workers=1)
+    assert (s.new, s.updated, s.unchanged, s.removed) == (1, 1, 2, 1)
+    from catalog.query import Filter, search
+
+    models = {r["path"].rsplit("/", 1)[1]: r["model"] for r in search(catalog, Filter())}
+    assert models == {
+        "b.jpg": "Changed Model",
+        "c.png": "iPhone 6",
+        "broken.jpg": None,
+        "new.jpg": "Canon EOS 5D",
+    }
+
+
+def test_worker_processes_give_the_same_catalog(tmp_path: Path, folder: Path) -> None:
+    from catalog.store import open_catalog
+
+    for i in range(70):  # enough to be read by the process pool
+        make_photo(folder / "many" / f"{i}.jpg", model=f"M{i % 3}")
+    contents = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.db"
+        with open_catalog(db) as c:
+            scan(c, [folder], workers=workers)
+        with sqlite3.connect(db) as conn:
+            contents.append(
+                conn.execute(
+                    "SELECT p.rel_path, p.sha256, p.width, p.captured_at, d.make, d.model,"
+                    " p.error, t.tags"
+                    " FROM photos p LEFT JOIN devices d ON d.id = p.device_id"
+                    " JOIN raw_tags t ON t.photo_id = p.id ORDER BY p.rel_path"
+                ).fetchall()
+            )
+    assert contents[0] == contents[1]
+    assert len(contents[0]) == 74
+
+
+def test_missing_root_is_an_error_and_removes_nothing(
+    catalog: Catalog, folder: Path, tmp_path: Path
+) -> None:
+    scan(catalog, [folder], workers=1)
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    with pytest.raises(RootError, match="does not exist"):
+        scan(catalog, [folder], workers=1)
+    assert len(catalog.file_states(catalog.roots()[0][0])) == 4
+
+
+def test_empty_root_looks_unmounted_and_removes_nothing(
+    catalog: Catalog, folder: Path, tmp_path: Path
+) -> None:
+    scan(catalog, [folder], workers=1)
+    folder.rename(tmp_path / "away")
+    folder.mkdir()  # an empty mount point
+    with pytest.raises(RootError, match="looks unmounted"):
+        scan(catalog, [folder], workers=1)
+    assert len(catalog.file_states(catalog.roots()[0][0])) == 4
+    s = scan(catalog, [folder], workers=1, allow_empty=True)
+    assert s.removed == 4
+
+
+def test_a_file_as_root_is_an_error(catalog: Catalog, folder: Path) -> None:
+    with pytest.raises(RootError, match="not a folder"):
+        scan(catalog, [folder / "2016" / "a.jpg"], workers=1)
+
+
+def test_subfolder_scans_share_the_parent_root(catalog: Catalog, folder: Path) -> None:
+    scan(catalog, [folder / "2016"], workers=1)
+    assert [p for _, p in catalog.roots()] == [str(folder / "2016")]
+    s = scan(catalog, [folder], workers=1)  # the parent adopts the earlier root
+    assert [p for _, p in catalog.roots()] == [str(folder)]
+    assert (s.new, s.unchanged, s.removed) == (2, 2, 0)
+    s = scan(catalog, [folder / "2017"], workers=1)  # a subfolder of a known root
+    assert (s.new, s.unchanged, s.removed) == (0, 1, 0)
+    assert len(catalog.roots()) == 1
+    (folder / "2017" / "deep" / "c.png").unlink()
+    s = scan(catalog, [folder / "2017"], workers=1, allow_empty=True)
+    assert s.removed == 1
+    assert len(catalog.file_states(catalog.roots()[0][0])) == 3  # nothing outside 2017 touched
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("a.jpg", True),
+        ("A.JPG", True),
+        ("b.HeIc", True),
+        ("c.tiff", True),
+        ("x.txt", False),
+        (".hidden.jpg", False),
+        ("a.jpg.part", False),
+        ("a.jpg~", False),
+        ("a.tmp", False),
+        (".DS_Store", False),
+        ("noext", False),
+    ],
+)
+def test_candidates(name: str, ok: bool) -> None:
+    assert is_candidate(name) is ok

@@ -1,0 +1,155 @@
+"""The query layer: table-driven tests of the parsers, then the used-by questions on the corpus,
+whose expected answers are computed from truth.json, never from photocat."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from conftest import Scanned
+from corpus import truth
+
+from catalog import query
+from catalog.query import Filter, QueryError, TimeBound
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("2016-11-01", "2016-11-01T00:00:00", "2016-11-02T00:00:00"),
+        ("2016-12-31", "2016-12-31T00:00:00", "2017-01-01T00:00:00"),
+        ("2016-02", "2016-02-01T00:00:00", "2016-03-01T00:00:00"),
+        ("2016-12", "2016-12-01T00:00:00", "2017-01-01T00:00:00"),
+        ("2016", "2016-01-01T00:00:00", "2017-01-01T00:00:00"),
+        ("2016-11-10T18:22", "2016-11-10T18:22:00", "2016-11-10T18:23:00"),
+        ("2016-11-10 18:22:47", "2016-11-10T18:22:47", "2016-11-10T18:22:48"),
+        ("2016-11-10T18:22:00", "2016-11-10T18:22:00", "2016-11-10T18:22:01"),
+    ],
+)
+def test_time_bounds_cover_the_precision_given(text: str, start: str, end: str) -> None:
+    b = TimeBound.parse(text)
+    assert (b.start, b.end) == (datetime.fromisoformat(start), datetime.fromisoformat(end))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "yesterday", "2016-13-01", "2016-11-31", "2016-11-10T25:00", "2016-11-10T10:00+02:00"],
+)
+def test_bad_dates_are_query_errors(text: str) -> None:
+    with pytest.raises(QueryError):
+        TimeBound.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("terms", "expected"),
+    [
+        (["model:SM-G920F"], Filter(model="SM-G920F")),
+        (["make:Canon", "model:*5D*"], Filter(make="Canon", model="*5D*")),
+        (
+            ["date:2016-11-01..2016-11-30"],
+            Filter(date_from=TimeBound.parse("2016-11-01"), date_to=TimeBound.parse("2016-11-30")),
+        ),
+        (
+            ["date:2016-11"],
+            Filter(date_from=TimeBound.parse("2016-11"), date_to=TimeBound.parse("2016-11")),
+        ),
+        (["date:..2010"], Filter(date_to=TimeBound.parse("2010"))),
+        (["date:2020.."], Filter(date_from=TimeBound.parse("2020"))),
+        (["utc:2020.."], Filter(date_from=TimeBound.parse("2020"), utc=True)),
+        (["gps:yes"], Filter(has_gps=True)),
+        (["gps:no"], Filter(has_gps=False)),
+        (["error:yes"], Filter(errors=True)),
+        (["lens:*50mm*"], Filter(lens="*50mm*")),
+    ],
+)
+def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
+    assert query.parse_terms(terms) == expected
+
+
+@pytest.mark.parametrize("terms", [["model"], ["colour:red"], ["gps:maybe"], ["date:2016-99"]])
+def test_bad_terms_are_query_errors(terms: list[str]) -> None:
+    with pytest.raises(QueryError):
+        query.parse_terms(terms)
+
+
+# --- the used-by questions on the real corpus ------------------------------------------------
+
+
+def found(scanned: Scanned, f: Filter) -> set[str]:
+    with scanned.open() as catalog:
+        return {r["path"].rsplit("/", 1)[1] for r in query.search(catalog, f)}
+
+
+def expected(pred) -> set[str]:  # type: ignore[no-untyped-def]
+    return {name for name, t in truth().items() if pred(t)}
+
+
+def test_no_filter_returns_every_photo(corpus_db: Scanned) -> None:
+    assert found(corpus_db, Filter()) == set(truth())
+
+
+def test_every_model_finds_exactly_its_photos(corpus_db: Scanned) -> None:
+    models = {t["model"] for t in truth().values() if t["model"]}
+    assert len(models) > 50
+    for model in sorted(models):
+        want = expected(lambda t, m=model: (t["model"] or "").lower() == m.lower())
+        assert found(corpus_db, Filter(model=model)) == want, model
+        assert found(corpus_db, Filter(model=model.lower())) == want, model
+
+
+def test_every_make_finds_exactly_its_photos(corpus_db: Scanned) -> None:
+    for make in sorted({t["make"] for t in truth().values() if t["make"]}):
+        want = expected(lambda t, m=make: (t["make"] or "").lower() == m.lower())
+        assert found(corpus_db, Filter(make=make.upper())) == want, make
+
+
+def test_substring_match_with_wildcards(corpus_db: Scanned) -> None:
+    want = expected(lambda t: "coolpix" in (t["model"] or "").lower())
+    assert want
+    assert found(corpus_db, Filter(model="*coolpix*")) == want
+
+
+def capture(t: dict) -> str | None:  # type: ignore[type-arg]
+    """The local capture time photocat uses: DateTimeOriginal, else CreateDate, else ModifyDate."""
+    return t["datetime_original"] or t["create_date"] or t["modify_date"]
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"),
+    [
+        ("2008-10-01", "2008-10-31"),
+        ("2004-01-01", "2005-12-31"),
+        ("2016-01-01", "2030-12-31"),
+        ("2008-10-22T16:46", "2008-10-22T16:55"),
+        ("1990-01-01", "2003-06-30"),
+    ],
+)
+def test_date_ranges_are_inclusive_on_local_time(corpus_db: Scanned, lo: str, hi: str) -> None:
+    a, b = TimeBound.parse(lo), TimeBound.parse(hi)
+
+    def inside(t: dict) -> bool:  # type: ignore[type-arg]
+        c = capture(t)
+        return c is not None and a.start <= datetime.fromisoformat(c) < b.end
+
+    want = expected(inside)
+    assert found(corpus_db, Filter(date_from=a, date_to=b)) == want
+
+
+def test_has_gps_and_no_gps_split_the_corpus(corpus_db: Scanned) -> None:
+    want = expected(lambda t: t["gps_latitude"] is not None and t["gps_longitude"] is not None)
+    assert want
+    assert found(corpus_db, Filter(has_gps=True)) == want
+    assert found(corpus_db, Filter(has_gps=False)) == set(truth()) - want
+
+
+def test_limit_and_sort(corpus_db: Scanned) -> None:
+    with corpus_db.open() as catalog:
+        rows = list(query.search(catalog, Filter(sort="captured_at", limit=5)))
+        assert len(rows) == 5
+        times = [r["captured_at"] for r in rows]
+        assert times == sorted(times)
+        newest = list(query.search(catalog, Filter(sort="captured_at", desc=True, limit=1)))
+        assert newest[0]["captured_at"] == max(
+            r["captured_at"] for r in query.search(catalog, Filter()) if r["captured_at"]
+        )
+        assert query.count(catalog, Filter(limit=3)) == len(truth())

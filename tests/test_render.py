@@ -1,0 +1,100 @@
+"""Renderers make attacker-controlled strings inert: terminal, rich markup, spreadsheets, JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from catalog.render import OutputFormat, csv_cell, inert, render
+
+HOSTILE = {
+    "path": "/p/a.jpg",
+    "make": '=HYPERLINK("https://example.invalid/x","click") \x1b[31m\x1b[1mRED\x1b[0m'
+    ' [bold red]x[/] \x1b]0;pwned\x07',
+    "model": "@SUM(1+1)*cmd|' /C calc'!A0 [link=https://example.invalid]m[/link]",
+    "software": "+1+1 \x1b[2J\x1b[H[/] [red",
+    "lens_model": "-2+3 \u202eevil\u202c \r\n",
+    "latitude": -33.5,
+}
+KEYS = list(HOSTILE)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[31mRED", "\\x1b[31mRED"),
+        ("bell\x07", "bell\\x07"),
+        ("a\r\nb", "a\\x0d\\x0ab"),
+        ("csi\x9b2J", "csi\\x9b2J"),
+        ("\u202eevil", "\\u202eevil"),
+        ("Caméra ÿþ X-100", "Caméra ÿþ X-100"),
+        ("[bold]x[/]", "[bold]x[/]"),
+    ],
+)
+def test_inert_shows_control_characters_as_escapes(raw: str, shown: str) -> None:
+    assert inert(raw) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@x", "'@x"),
+        ("\tx", "'\tx"),
+        ("Canon", "Canon"),
+        (-3.5, -3.5),
+        (None, None),
+    ],
+)
+def test_csv_cells_never_start_a_formula(value: object, cell: object) -> None:
+    assert csv_cell(value) == cell
+
+
+def test_table_shows_markup_and_escapes_literally() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=400, force_terminal=True, color_system="truecolor")
+    render([HOSTILE], OutputFormat.table, out, keys=KEYS, console=console)
+    text = out.getvalue()
+    # the only escape sequences are rich's own styling (bold header), never the image's
+    for dangerous in ("\x1b[31m", "\x1b]0;", "\x07", "\x1b[2J", "\u202e", "\r"):
+        assert dangerous not in text
+    assert "[bold red]x[/]" in text
+    assert "[link=https://example.invalid]m[/link]" in text
+    assert "\\x1b[31m" in text
+
+
+def test_csv_round_trips_and_neutralises_formulas() -> None:
+    out = io.StringIO()
+    render([HOSTILE], OutputFormat.csv, out, keys=KEYS)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0] == KEYS
+    cells = dict(zip(rows[0], rows[1], strict=True))
+    assert cells["make"] == "'" + HOSTILE["make"]
+    assert cells["model"].startswith("'@")
+    assert cells["software"].startswith("'+")
+    assert cells["lens_model"].startswith("'-")
+    assert cells["latitude"] == "-33.5"
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.json, OutputFormat.jsonl])
+def test_json_is_valid_and_exact(fmt: OutputFormat) -> None:
+    out = io.StringIO()
+    render([HOSTILE, HOSTILE], fmt, out, keys=KEYS)
+    if fmt is OutputFormat.json:
+        rows = json.loads(out.getvalue())
+    else:
+        rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert rows == [HOSTILE, HOSTILE]
+    assert list(rows[0]) == KEYS
+
+
+def test_empty_json_is_an_empty_list() -> None:
+    out = io.StringIO()
+    render([], OutputFormat.json, out, keys=KEYS)
+    assert json.loads(out.getvalue()) == []

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select, text
+
+from catalog import query
+from catalog.models import Base, Device, GpsPosition, Photo, RawTags
+from catalog.record import PhotoRecord, RawTag
+from catalog.store import Catalog, CatalogError, FileEntry, migrate, open_catalog
+
+
+def entry(root_id: int, rel: str, **fields: object) -> FileEntry:
+    rec = PhotoRecord(format="JPEG", **fields)  # type: ignore[arg-type]
+    rec.tags = [RawTag("IFD0", 0x010F, "Make", str(fields.get("make")))]
+    return FileEntry(root_id, rel, 10, 1, rec, "ab" * 32)
+
+
+@pytest.mark.filterwarnings("ignore:.*expression-based index")  # compared by EXPLAIN below
+def test_models_and_migrations_agree(catalog: Catalog) -> None:
+    with catalog.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_is_opened_wal_with_foreign_keys_and_busy_timeout(catalog: Catalog) -> None:
+    with catalog.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+
+
+def test_downgrade_to_nothing_and_upgrade_again(catalog: Catalog) -> None:
+    migrate(catalog.engine, "base", down=True)
+    with catalog.engine.connect() as conn:
+        tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+    assert "photos" not in tables
+    migrate(catalog.engine)
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Photo)).scalar() == 0
+
+
+def test_catalog_from_a_newer_photocat_is_refused_untouched(db: Path) -> None:
+    open_catalog(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
+    with pytest.raises(CatalogError, match="newer photocat"):
+        open_catalog(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == (
+            "ffff_from_the_future"
+        )
+
+
+def test_opening_a_missing_catalog_for_reading_says_so(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="no catalog"):
+        open_catalog(tmp_path / "nope.db", create=False)
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_upsert_is_idempotent_and_keeps_identity(catalog: Catalog) -> None:
+    root = catalog.root_id("/photos")
+    assert root is not None
+    catalog.upsert([entry(root, "a.jpg", make="Canon", model="EOS", latitude=1.0, longitude=2.0)])
+    with catalog.engine.connect() as conn:
+        first = conn.execute(select(Photo.id, Photo.first_seen)).one()
+    catalog.upsert([entry(root, "a.jpg", make="Canon", model="EOS")])  # GPS gone on re-read
+    catalog.upsert([entry(root, "b.jpg", make="Canon", model="EOS")])
+    with catalog.engine.connect() as conn:
+        assert (
+            conn.execute(select(Photo.id, Photo.first_seen).where(Photo.rel_path == "a.jpg")).one()
+            == first
+        )
+        assert conn.execute(select(func.count()).select_from(Photo)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(Device)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(GpsPosition)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(RawTags)).scalar() == 2
+
+
+def test_roots_are_per_host(catalog: Catalog) -> None:
+    a = catalog.root_id("/photos", host="alpha")
+    b = catalog.root_id("/photos", host="beta")
+    assert a != b
+    assert catalog.root_id("/photos", host="alpha") == a
+
+
+def test_removing_a_photo_removes_its_gps_and_tags(catalog: Catalog) -> None:
+    root = catalog.root_id("/photos")
+    assert root is not None
+    catalog.upsert([entry(root, "a.jpg", make="X", latitude=1.0, longitude=2.0)])
+    assert catalog.remove(root, ["a.jpg"]) == 1
+    with catalog.engine.connect() as conn:
+        for table in (Photo, GpsPosition, RawTags):
+            assert conn.execute(select(func.count()).select_from(table)).scalar() == 0
+
+
+def plan(catalog: Catalog, f: query.Filter) -> str:
+    stmt = query.build(f).compile(catalog.engine, compile_kwargs={"literal_binds": True})
+    with catalog.engine.connect() as conn:
+        return "\n".join(r[-1] for r in conn.execute(text(f"EXPLAIN QUERY PLAN {stmt}")))
+
+
+@pytest.mark.parametrize(
+    ("f", "index"),
+    [
+        (query.Filter(model="SM-G920F", limit=100), "ix_photos_device_captured"),
+        (query.Filter(make="samsung"), "ix_photos_device_captured"),
+        (
+            query.Filter(
+                date_from=query.TimeBound.parse("2016-11-01"),
+                date_to=query.TimeBound.parse("2016-11-30"),
+            ),
+            "ix_photos_captured_at",
+        ),
+        (
+            query.Filter(utc=True, date_from=query.TimeBound.parse("2016")),
+            "ix_photos_captured_at_utc",
+        ),
+    ],
+)
+def test_used_by_queries_are_index_lookups(catalog: Catalog, f: query.Filter, index: str) -> None:
+    root = catalog.root_id("/p")
+    assert root is not None
+    catalog.upsert([entry(root, f"{i}.jpg", make="samsung", model="SM-G920F") for i in range(50)])
+    with catalog.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    p = plan(catalog, f)
+    assert index in p, p
+    assert "SCAN photos" not in p.replace("SCAN photos USING INDEX", ""), p
