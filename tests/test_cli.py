@@ -221,3 +221,18 @@ def test_hostile_strings_never_reach_the_terminal(broken_db: Scanned) -> None:
     hostile = BROKEN / "make_ansi_markup_formula.jpg"
     code, out, _ = run("show", hostile, "--db", broken_db.db)
     assert code == 0 and "\x1b" not in out and "\\x1b[31m" in out
+
+
+def test_readme_demo(db: Path) -> None:
+    """The README's quick start: the shipped demo scans and answers the used-by questions."""
+    demo = Path(__file__).parent / "data" / "demo"
+    code, out, _ = run("scan", demo, "--db", db)
+    assert code == 0
+    assert out.strip() == "new 6, updated 0, unchanged 0, removed 0, failed 1, skipped 0"
+    assert names(run("search", "--model", "SM-G920F", "-f", "json", "--db", db)[1]) == {
+        "paris.jpg",
+        "lyon.jpg",
+    }
+    got = run("search", "--from", "2016-11-01", "--to", "2016-11-30", "-f", "json", "--db", db)[1]
+    assert names(got) == {"paris.jpg", "lyon.jpg"}
+    assert names(run("search", "--errors", "-f", "json", "--db", db)[1]) == {"broken.jpg"}

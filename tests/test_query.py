@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 from conftest import Scanned
-from corpus import truth
+from corpus import readable, truth
 
 from catalog import query
 from catalog.query import Filter, QueryError, TimeBound
@@ -81,7 +81,8 @@ def found(scanned: Scanned, f: Filter) -> set[str]:
 
 
 def expected(pred) -> set[str]:  # type: ignore[no-untyped-def]
-    return {name for name, t in truth().items() if pred(t)}
+    """Files the predicate holds for, by truth.json, among the formats photocat reads."""
+    return {name for name, t in truth().items() if readable(t) and pred(t)}
 
 
 def test_no_filter_returns_every_photo(corpus_db: Scanned) -> None:
@@ -139,7 +140,12 @@ def test_has_gps_and_no_gps_split_the_corpus(corpus_db: Scanned) -> None:
     want = expected(lambda t: t["gps_latitude"] is not None and t["gps_longitude"] is not None)
     assert want
     assert found(corpus_db, Filter(has_gps=True)) == want
-    assert found(corpus_db, Filter(has_gps=False)) == set(truth()) - want
+    assert found(corpus_db, Filter(has_gps=False)) == set(truth()) - want  # unread ones too
+
+
+def test_unread_formats_are_catalogued_with_an_error(corpus_db: Scanned) -> None:
+    unread = {name for name, t in truth().items() if not readable(t)}
+    assert unread <= found(corpus_db, Filter(errors=True))
 
 
 def test_limit_and_sort(corpus_db: Scanned) -> None:
