@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Scanned
+from corpus import broken_expected
 from photos import make_photo
 
 from catalog.ingest import RootError, is_candidate, scan
+from catalog.query import Filter, search
 from catalog.store import Catalog
 
 OPENED: list[str] = []
@@ -83,8 +86,6 @@ def test_changed_files_are_reread_and_gone_ones_removed(catalog: Catalog, folder
     make_photo(folder / "new.jpg")
     s = scan(catalog, [folder], workers=1)
     assert (s.new, s.updated, s.unchanged, s.removed) == (1, 1, 2, 1)
-    from catalog.query import Filter, search
-
     models = {r["path"].rsplit("/", 1)[1]: r["model"] for r in search(catalog, Filter())}
     assert models == {
         "b.jpg": "Changed Model",
@@ -179,3 +180,19 @@ def test_subfolder_scans_share_the_parent_root(catalog: Catalog, folder: Path) -
 )
 def test_candidates(name: str, ok: bool) -> None:
     assert is_candidate(name) is ok
+
+
+def test_broken_corpus_scan_finishes_and_counts_failures(broken_db: Scanned) -> None:
+    """Every broken file gets its row (an error or partial metadata); the summary counts errors."""
+    expected = broken_expected()
+    with broken_db.open() as catalog:
+        rows = {r["path"].rsplit("/", 1)[1]: r for r in search(catalog, Filter())}
+    assert set(rows) == set(expected)  # README.md, expected.json, make_broken.py are not photos
+    errors = {name for name, r in rows.items() if r["error"]}
+    must_fail = {n for n, e in expected.items() if e["expect"].startswith("error row")}
+    assert must_fail <= errors
+    assert broken_db.summary.failed == len(errors)
+    assert broken_db.summary.new == len(expected)
+    for name, e in expected.items():
+        if e["expect"].startswith("full metadata"):
+            assert rows[name]["error"] is None, name
