@@ -24,7 +24,16 @@ from typing import Any
 
 import pillow_heif
 import pytest
-from corpus import BROKEN, CORPUS, IMAGES, broken_expected, require_corpus, truth
+from corpus import (
+    BROKEN,
+    CORPUS,
+    IMAGES,
+    NOT_READ,
+    broken_expected,
+    readable,
+    require_corpus,
+    truth,
+)
 from PIL import Image, ImageFile, features
 from PIL.PngImagePlugin import PngInfo
 
@@ -41,13 +50,6 @@ from catalog.extract import extract
 from catalog.record import PhotoRecord
 
 # --- accuracy against truth.json -------------------------------------------------------------
-
-# Files whose format photocat does not read at all: an error row is expected, no fields.
-NOT_READ: dict[str, str] = {
-    "exiftool__t__images__FujiFilm.raf": "RAF camera raw: Pillow cannot identify it",
-    "exiftool__t__images__Minolta.mrw": "MRW camera raw: Pillow cannot identify it",
-    "exiftool__t__images__Panasonic.rw2": "RW2 camera raw: Pillow cannot identify it",
-}
 
 # Every known disagreement with truth.json on a file photocat reads, with the reason.
 # The accuracy test fails on a new mismatch AND on an entry here that no longer mismatches.
@@ -160,8 +162,9 @@ def test_accuracy_against_truth(name: str) -> None:
     require_corpus()
     t = truth()[name]
     record = _extracted(name)
-    if name in NOT_READ:
-        assert record.error, f"{name}: expected an error row ({NOT_READ[name]}), got a record"
+    if not readable(truth()[name]):
+        reason = NOT_READ[truth()[name]["format"]]
+        assert record.error, f"{name}: expected an error row ({reason}), got a record"
         assert record.format == t["format"], "unreadable raw still named by its signature"
         return
     assert record.error is None, record.error
@@ -177,14 +180,14 @@ def test_accuracy_against_truth(name: str) -> None:
 def test_accuracy_summary() -> None:
     """Per-field agreement over the whole corpus; printed (pytest -s) and asserted."""
     require_corpus()
-    read = [name for name in truth() if name not in NOT_READ]
+    read = [name for name, t in truth().items() if readable(t)]
     disagree: Counter[str] = Counter()
     for name in read:
         for field in compare(_extracted(name), truth()[name]):
             disagree[field] += 1
     excepted = Counter(field for _, field in EXCEPTIONS)
     width = max(map(len, FIELDS))
-    print(f"\naccuracy on {len(read)} readable files ({len(NOT_READ)} not readable):")
+    print(f"\naccuracy on {len(read)} readable files ({len(truth()) - len(read)} not readable):")
     for field in FIELDS:
         agree = len(read) - disagree[field]
         print(f"  {field:<{width}} {agree:>4}/{len(read)}  known exceptions: {excepted[field]}")
@@ -198,9 +201,9 @@ def test_exceptions_name_real_files_and_fields() -> None:
     require_corpus()
     names = set(truth())
     for file, field in EXCEPTIONS:
-        assert file in names and file not in NOT_READ, f"exception for unknown file {file}"
+        assert file in names and readable(truth()[file]), f"exception for unknown file {file}"
         assert field in FIELDS, f"exception for unknown field {field}"
-    assert set(NOT_READ) <= names, f"unknown files: {set(NOT_READ) - names}"
+    assert {t["format"] for t in truth().values() if not readable(t)} == set(NOT_READ)
 
 
 # --- broken / hostile files ------------------------------------------------------------------
