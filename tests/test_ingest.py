@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Scanned
+from conftest import Scanned, engine_for
 from corpus import broken_expected
 from photos import make_photo
+from sqlalchemy import text
 
 from catalog.ingest import RootError, is_candidate, scan
 from catalog.query import Filter, search
@@ -33,13 +34,16 @@ def _audit(event: str, args: tuple) -> None:  # type: ignore[type-arg]
 sys.addaudithook(_audit)
 
 
-def dump(db: Path) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
-    """Every row of every photo table, to compare catalog states."""
-    with sqlite3.connect(db) as conn:
-        return {
-            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
-            for t in ("photos", "devices", "gps_positions", "raw_tags")
+def dump(db: str) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
+    """Every row of every photo table, read through a second connection, to compare states."""
+    engine = engine_for(db)
+    with engine.connect() as conn:
+        tables = ("photos", "devices", "gps_positions", "raw_tags")
+        rows = {
+            t: sorted(tuple(r) for r in conn.execute(text(f"SELECT * FROM {t}"))) for t in tables
         }
+    engine.dispose()
+    return rows
 
 
 @pytest.fixture
@@ -63,7 +67,7 @@ def test_scan_catalogues_photos_and_records_failures(catalog: Catalog, folder: P
 
 
 def test_second_scan_of_unchanged_tree_reads_no_image_and_changes_no_row(
-    catalog: Catalog, folder: Path, db: Path
+    catalog: Catalog, folder: Path, db: str
 ) -> None:
     scan(catalog, [folder], workers=1)
     before = dump(db)
@@ -95,25 +99,32 @@ def test_changed_files_are_reread_and_gone_ones_removed(catalog: Catalog, folder
     }
 
 
-def test_worker_processes_give_the_same_catalog(tmp_path: Path, folder: Path) -> None:
+def test_worker_processes_give_the_same_catalog(new_db: Callable[[], str], folder: Path) -> None:
     from catalog.store import open_catalog
 
     for i in range(70):  # enough to be read by the process pool
         make_photo(folder / "many" / f"{i}.jpg", model=f"M{i % 3}")
     contents = []
     for workers in (1, 2):
-        db = tmp_path / f"w{workers}.db"
+        db = new_db()
         with open_catalog(db) as c:
             scan(c, [folder], workers=workers)
-        with sqlite3.connect(db) as conn:
+        engine = engine_for(db)
+        with engine.connect() as conn:
             contents.append(
-                conn.execute(
-                    "SELECT p.rel_path, p.sha256, p.width, p.captured_at, d.make, d.model,"
-                    " p.error, t.tags"
-                    " FROM photos p LEFT JOIN devices d ON d.id = p.device_id"
-                    " JOIN raw_tags t ON t.photo_id = p.id ORDER BY p.rel_path"
-                ).fetchall()
+                [
+                    tuple(r)
+                    for r in conn.execute(
+                        text(
+                            "SELECT p.rel_path, p.sha256, p.width, p.captured_at, d.make, d.model,"
+                            " p.error, t.tags"
+                            " FROM photos p LEFT JOIN devices d ON d.id = p.device_id"
+                            " JOIN raw_tags t ON t.photo_id = p.id ORDER BY p.rel_path"
+                        )
+                    )
+                ]
             )
+        engine.dispose()
     assert contents[0] == contents[1]
     assert len(contents[0]) == 74
 
