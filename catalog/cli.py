@@ -78,8 +78,8 @@ def scan(
 
     Example: photocat scan ~/Pictures
     """
-    from catalog.ingest import RootError
     from catalog.ingest import scan as run_scan
+    from catalog.store import CatalogError
 
     catalog = open_db(db, create=True)
     with catalog, _progress(quiet) as (advance, set_total):
@@ -88,7 +88,7 @@ def scan(
                 catalog, folders, workers=workers, progress=advance, on_total=set_total,
                 allow_empty=allow_empty,
             )  # fmt: skip
-        except RootError as exc:
+        except CatalogError as exc:  # an unusable folder, or a catalog that cannot be written
             fail(str(exc))
     for place in summary.skipped:
         typer.echo(f"photocat: skipped {place}", err=True)
@@ -243,6 +243,69 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
     _emit(rows, fmt, keys, keys)
 
 
+@app.command()
+def watch(
+    folders: Annotated[list[Path], typer.Argument(help="Folders to follow (recursively).")],
+    db: DbOption = None,
+    poll: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS",
+            min=0.05,
+            help="Poll every SECONDS instead of using inotify "
+            "(network shares, where change events do not arrive).",
+        ),
+    ] = None,
+    reconcile: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            min=0,
+            help="Also rescan (stat only, like scan) every SECONDS, "
+            "to repair anything events missed; 0: never.",
+        ),
+    ] = 3600,
+    settle: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            min=0,
+            help="Read a file once its size and mtime have been "
+            "stable this long (and, on Linux, it was closed).",
+        ),
+    ] = 0.5,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes for reading files (default: all cores).")
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Log events too (-vv: watchdog).")
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log only warnings and errors.")
+    ] = False,
+) -> None:
+    """Keep the catalog in step with folders while photos arrive, change, move and disappear.
+
+    Catches up like scan first, then follows changes until SIGINT/SIGTERM. Logs what happens to
+    each file on stderr. Photos are never removed because a folder is unmounted or unreachable.
+
+    Example: photocat watch ~/Pictures
+    """
+    from catalog.ingest import RootError
+    from catalog.watch import Watcher, setup_logging
+
+    setup_logging(-1 if quiet else verbose)
+    catalog = open_db(db, create=True)
+    with catalog:
+        try:
+            watcher = Watcher(
+                catalog, folders, poll=poll, reconcile=reconcile, settle=settle, workers=workers
+            )
+        except RootError as exc:
+            fail(str(exc))
+        watcher.run()
+
+
 class _progress:
     """A rich progress bar on a terminal; nothing otherwise."""
 
@@ -271,3 +334,7 @@ class _progress:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m catalog.cli`, as the tests start the daemon
+    main()

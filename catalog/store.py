@@ -10,25 +10,31 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    Text,
     create_engine,
     delete,
     event,
+    func,
     literal,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from catalog.models import Device, GpsPosition, Photo, RawTags, Root
 from catalog.record import PhotoRecord
@@ -80,6 +86,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def _sqlite_readonly(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_conn.isolation_level = None
+
+
 def _sqlite_begin(conn: Connection) -> None:
     write = conn.get_execution_options().get("photocat_write")
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -88,8 +98,17 @@ def _sqlite_begin(conn: Connection) -> None:
 def make_engine(url: str) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(u.database) if u.database and u.database != ":memory:" else None
+        if path is not None and path.exists() and not os.access(path.parent, os.W_OK):
+            # Read-only media: SQLite cannot open a WAL catalog there normally (it needs its
+            # -shm file), so open it immutable; reads work, any write fails with "readonly".
+            uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+            engine = create_engine(f"sqlite:///{uri}&uri=true")
+            event.listen(engine, "connect", _sqlite_readonly)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(u, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -110,13 +129,11 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(catalog.migrations.__file__).parent))
     script = ScriptDirectory.from_config(cfg)
-    with engine.connect().execution_options(**WRITE) as conn:
-        if conn.dialect.name == "postgresql":  # one migrator at a time across machines
-            conn.execute(text("SELECT pg_advisory_xact_lock(7306539)"))
-        else:
-            conn.execute(text("SELECT 1"))  # begins the IMMEDIATE transaction: one migrator
-        current = MigrationContext.configure(conn).get_current_heads()
-        for rev in current:
+    head = script.get_current_head()
+
+    def current_heads(conn: Connection) -> set[str]:
+        found = set(MigrationContext.configure(conn).get_current_heads())
+        for rev in found:
             try:
                 script.get_revision(rev)
             except Exception as exc:
@@ -124,7 +141,17 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
                     f"this catalog was made by a newer photocat (schema revision {rev}); "
                     "upgrade photocat to use it"
                 ) from exc
-        if down or set(current) != {script.get_current_head()}:
+        return found
+
+    with engine.connect() as conn:  # a plain read first: a read-only catalog at head still opens
+        if current_heads(conn) == {head} and not down:
+            return
+    with engine.connect().execution_options(**WRITE) as conn:
+        if conn.dialect.name == "postgresql":  # one migrator at a time across machines
+            conn.execute(text("SELECT pg_advisory_xact_lock(7306539)"))
+        else:
+            conn.execute(text("SELECT 1"))  # begins the IMMEDIATE transaction: one migrator
+        if down or current_heads(conn) != {head}:  # another process may have just done it
             cfg.attributes["connection"] = conn
             (command.downgrade if down else command.upgrade)(cfg, revision)
         conn.commit()
@@ -137,6 +164,7 @@ class Catalog:
         self.url = url
         self.engine = engine
         self._devices: dict[tuple[str, str], int] = {}
+        self._root_paths: dict[int, tuple[str, str]] = {}  # root id -> (host, path) seen
 
     @property
     def dialect(self) -> str:
@@ -153,9 +181,15 @@ class Catalog:
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
-        """One write transaction."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            yield conn
+        """One write transaction. A database failure (disk full, read-only file, lost server)
+        rolls it back and becomes a CatalogError in the database's own words."""
+        try:
+            with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+                yield conn
+        except DBAPIError as exc:
+            if _is_retryable(exc):
+                raise
+            raise CatalogError(f"cannot write to the catalog: {_reason(exc)}") from exc
 
     # roots -----------------------------------------------------------------------------
     def root_id(self, path: str, host: str | None = None, create: bool = True) -> int | None:
@@ -163,18 +197,37 @@ class Catalog:
         q = select(Root.id).where(Root.host == host, Root.path == path)
         with self.engine.connect() as conn:
             found = conn.execute(q).scalar()
-        if found is not None or not create:
-            return found
-        with self.writing() as conn:
-            conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=path))
-            return conn.execute(q).scalar_one()
+        if found is None and create:
+            with self.writing() as conn:
+                conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=path))
+                found = conn.execute(q).scalar_one()
+        if found is not None:
+            self._root_paths[found] = (host, path)
+        return found
 
     def roots(self, host: str | None = None) -> list[tuple[int, str]]:
-        q = select(Root.id, Root.path).order_by(Root.path)
+        q = select(Root.id, Root.host, Root.path).order_by(Root.path)
         if host is not None:
             q = q.where(Root.host == host)
         with self.engine.connect() as conn:
-            return [(r.id, r.path) for r in conn.execute(q)]
+            rows = conn.execute(q).all()
+        self._root_paths.update({r.id: (r.host, r.path) for r in rows})
+        return [(r.id, r.path) for r in rows]
+
+    def _live(self, conn: Connection, root_id: int) -> tuple[int, str]:
+        """(root id, prefix) to write under. A root another process folded into a parent root
+        (adopt_subroots) while this one still held its id maps to the parent, so a concurrent
+        writer neither fails on the vanished root nor duplicates the parent's rows."""
+        if conn.execute(select(Root.id).where(Root.id == root_id)).first() is not None:
+            return root_id, ""
+        host, path = self._root_paths.get(root_id, ("", ""))
+        for parent_id, parent_path in conn.execute(
+            select(Root.id, Root.path).where(Root.host == host)
+        ).all():
+            base = parent_path.rstrip(os.sep) + os.sep
+            if path.startswith(base):
+                return parent_id, path[len(base) :].replace(os.sep, "/") + "/"
+        raise CatalogError(f"root {path or root_id} is no longer in the catalog")
 
     def mark_scanned(self, root_id: int) -> None:
         with self.writing() as conn:
@@ -210,14 +263,29 @@ class Catalog:
         if not entries:
             return
         stamp = now()
-        with self.writing() as conn:
+        # One lock order for every writer: two writers upserting overlapping batches then queue
+        # on the first shared row instead of deadlocking (PostgreSQL row locks).
+        ordered = sorted(entries, key=lambda e: (e.root_id, e.rel_path))
+        for attempt in range(5):
             try:
-                self._upsert(conn, entries, stamp)
-            except Exception:
+                with self.writing() as conn:
+                    self._upsert(conn, ordered, stamp)
+                return
+            except DBAPIError as exc:
                 self._devices.clear()  # ids cached inside a rolled-back transaction may not exist
+                if not _is_retryable(exc) or attempt == 4:
+                    raise CatalogError(f"cannot write to the catalog: {_reason(exc)}") from exc
+            except Exception:
+                self._devices.clear()
                 raise
 
     def _upsert(self, conn: Connection, entries: Sequence[FileEntry], stamp: datetime) -> None:
+        live = {rid: self._live(conn, rid) for rid in {e.root_id for e in entries}}
+        if any(prefix for _, prefix in live.values()):
+            entries = [
+                replace(e, root_id=live[e.root_id][0], rel_path=live[e.root_id][1] + e.rel_path)
+                for e in entries
+            ]
         rows = [
             _photo_row(e, self._device_id(conn, e.record.make, e.record.model), stamp)
             for e in entries
@@ -247,8 +315,9 @@ class Catalog:
         paths = list(rel_paths)
         removed = 0
         with self.writing() as conn:
-            for chunk in _chunks(paths, 500):
-                q = delete(Photo).where(Photo.root_id == root_id, Photo.rel_path.in_(chunk))
+            live_id, prefix = self._live(conn, root_id)
+            for chunk in _chunks([prefix + p for p in paths], 500):
+                q = delete(Photo).where(Photo.root_id == live_id, Photo.rel_path.in_(chunk))
                 removed += conn.execute(q).rowcount
         return removed
 
@@ -269,6 +338,80 @@ class Catalog:
     def host_of(self, root_id: int) -> str:
         with self.engine.connect() as conn:
             return conn.execute(select(Root.host).where(Root.id == root_id)).scalar_one()
+
+    # incremental changes (photocat watch) ---------------------------------------------------
+    def states_of(self, root_id: int, rel_paths: Iterable[str]) -> dict[str, StoredState]:
+        """Stored size/mtime of just these files (file_states reads a whole root)."""
+        found: dict[str, StoredState] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(rel_paths), 500):
+                q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
+                    Photo.root_id == root_id, Photo.rel_path.in_(chunk)
+                )
+                found.update((r[0], StoredState(r[1], r[2], r[3])) for r in conn.execute(q))
+        return found
+
+    def states_under(self, root_id: int, prefix: str) -> dict[str, StoredState]:
+        """Stored state of the files below a folder ('a/b/'; '' for the whole root)."""
+        q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
+            Photo.root_id == root_id, _under(prefix)
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
+
+    def write_batch(
+        self, entries: Sequence[FileEntry], gone: Mapping[int, Collection[str]] | None = None
+    ) -> int:
+        """Upsert `entries` and delete the `gone` rows ({root_id: rel_paths}) in ONE transaction,
+        so a reader sees the whole batch or none of it. Returns how many rows were deleted."""
+        removed = 0
+        with self.writing() as conn:
+            try:
+                if entries:
+                    self._upsert(conn, entries, now())
+                for root_id, paths in (gone or {}).items():
+                    for chunk in _chunks(list(paths), 500):
+                        q = delete(Photo).where(Photo.root_id == root_id, Photo.rel_path.in_(chunk))
+                        removed += conn.execute(q).rowcount
+            except Exception:
+                self._devices.clear()  # ids cached inside a rolled-back transaction may not exist
+                raise
+        return removed
+
+    def move(self, root_id: int, old_rel: str, new_rel: str) -> bool:
+        """Rename a catalogued file in place: same photo id, first_seen and metadata. A row at
+        `new_rel` is replaced (the file there was overwritten by the move). One transaction.
+        Returns False when no row was at `old_rel` (nothing changed then)."""
+        if old_rel == new_rel:
+            return False
+        with self.writing() as conn:
+            photo_id = conn.execute(
+                select(Photo.id).where(Photo.root_id == root_id, Photo.rel_path == old_rel)
+            ).scalar()
+            if photo_id is None:
+                return False
+            conn.execute(delete(Photo).where(Photo.root_id == root_id, Photo.rel_path == new_rel))
+            conn.execute(update(Photo).where(Photo.id == photo_id).values(rel_path=new_rel))
+        return True
+
+    def move_folder(self, root_id: int, old_prefix: str, new_prefix: str) -> int:
+        """Rename a folder's files in place ('a/' → 'b/c/'), keeping their ids, in one transaction.
+        Rows already below `new_prefix` are dropped first: a folder can only be renamed onto a
+        missing or empty one, so they are stale. Returns how many rows moved."""
+        if not old_prefix.endswith("/") or not new_prefix.endswith("/"):
+            raise ValueError("folder prefixes end with '/'")
+        if old_prefix.startswith(new_prefix) or new_prefix.startswith(old_prefix):
+            raise ValueError(f"cannot move {old_prefix!r} to {new_prefix!r}: one holds the other")
+        # substr, not LIKE: LIKE is case-insensitive on SQLite and needs escaping everywhere.
+        tail = func.substr(Photo.rel_path, len(old_prefix) + 1, type_=Text)
+        with self.writing() as conn:
+            conn.execute(delete(Photo).where(Photo.root_id == root_id, _under(new_prefix)))
+            q = (
+                update(Photo)
+                .where(Photo.root_id == root_id, _under(old_prefix))
+                .values(rel_path=literal(new_prefix, Text) + tail)
+            )
+            return conn.execute(q).rowcount
 
 
 def open_catalog(db: str | os.PathLike[str] | None = None, *, create: bool = True) -> Catalog:
@@ -303,6 +446,22 @@ def _insert(conn: Connection, table: type) -> Any:
 
 def _insert_ignore(conn: Connection, table: type, keys: list[str], **values: object) -> Any:
     return _insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+
+def _under(prefix: str) -> ColumnElement[bool]:
+    """Rows whose rel_path starts with `prefix`, exactly and case-sensitively on any database."""
+    if not prefix:
+        return true()
+    return func.substr(Photo.rel_path, 1, len(prefix)) == prefix
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    """A deadlock or serialization failure (PostgreSQL): the transaction can simply run again."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _reason(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
