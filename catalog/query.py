@@ -14,21 +14,24 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, desc, func, select
 from sqlalchemy.orm import aliased
 
-from catalog.models import Device, GpsPosition, Photo, RawTags, Root
+from catalog.models import Device, GpsPosition, Photo, Place, RawTags, Root
+from catalog.paths import from_db, to_db
+from catalog.places import SOURCE as PLACE_SOURCE
 from catalog.store import Catalog, this_host
 
 # The JSON record: json, jsonl and csv share these keys in this order.
 RECORD_KEYS = (
-    "path", "sha256", "format", "width", "height", "make", "model", "captured_at", "offset",
-    "captured_at_utc", "latitude", "longitude", "altitude", "lens_model", "iso", "exposure_time",
-    "f_number", "focal_length", "orientation", "software", "error",
+    "path", "sha256", "blake2b", "format", "width", "height", "make", "model", "captured_at",
+    "offset", "captured_at_utc", "time_source", "time_zone", "latitude", "longitude", "altitude",
+    "country", "region", "city", "lens_model", "iso", "exposure_time", "f_number", "focal_length",
+    "orientation", "software", "error",
 )  # fmt: skip
 
 SORTS = {
-    "captured_at": Photo.captured_at,
+    "captured_at": Photo.sort_time,  # the UTC instant where known, else the local time
     "path": None,  # root path + relative path, see _order
     "make": Device.make,
     "model": Device.model,
@@ -87,6 +90,8 @@ class Filter:
     date_to: TimeBound | None = None  # inclusive (the whole day for a bare date)
     utc: bool = False  # compare dates with the UTC instant instead of the local wall time
     has_gps: bool | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2 code, or the country's name
+    city: str | None = None
     errors: bool | None = None  # True: only files that could not be read; False: none of them
     path: str | None = None  # absolute path prefix or wildcard pattern
     sort: str = "captured_at"
@@ -104,8 +109,11 @@ def _text_match(column: Any, value: str) -> ColumnElement[bool]:
 
 
 def build(f: Filter) -> Select[Any]:
-    """The SELECT for a filter: one row per photo, columns named as in RECORD_KEYS (+ id)."""
-    time_col = Photo.captured_at_utc if f.utc else Photo.captured_at
+    """The SELECT for a filter: one row per photo, columns named as in RECORD_KEYS (+ id).
+
+    With a limit, the photos are chosen first by a lean statement (photos and only the tables
+    the filter needs, so an index can serve both filter and order) and joined to the rest after:
+    a 100-photo page of a 10,000-photo device costs 100 joins, not 10,000."""
     stmt = (
         select(
             Photo.id,
@@ -113,6 +121,7 @@ def build(f: Filter) -> Select[Any]:
             Root.host,
             Photo.rel_path,
             Photo.sha256,
+            Photo.blake2b,
             Photo.format,
             Photo.width,
             Photo.height,
@@ -127,6 +136,10 @@ def build(f: Filter) -> Select[Any]:
             GpsPosition.latitude,
             GpsPosition.longitude,
             GpsPosition.altitude,
+            Place.country_code,
+            Place.country,
+            Place.region,
+            Place.city,
             Photo.lens_model,
             Photo.iso,
             Photo.exposure_time,
@@ -140,7 +153,33 @@ def build(f: Filter) -> Select[Any]:
         .join(Root, Root.id == Photo.root_id)
         .outerjoin(Device, Device.id == Photo.device_id)
         .outerjoin(GpsPosition, GpsPosition.photo_id == Photo.id)
+        .outerjoin(Place, Place.id == Photo.place_id)
     )
+    if f.limit is not None:
+        chosen = lean(f, Photo.id).order_by(*_order(f)).limit(f.limit)
+        return stmt.where(Photo.id.in_(chosen.scalar_subquery())).order_by(*_order(f))
+    conds = _conditions(f)
+    if conds:
+        stmt = stmt.where(*conds)
+    return stmt.order_by(*_order(f))
+
+
+def lean(f: Filter, *columns: Any) -> Select[Any]:
+    """SELECT columns (of photos) FROM photos joined only to what the filter and its sort refer
+    to, WHERE the filter: for choosing and counting photos."""
+    stmt = select(*columns).select_from(Photo)
+    if f.path is not None or f.sort == "path":
+        stmt = stmt.join(Root, Root.id == Photo.root_id)
+    if f.sort in ("make", "model"):
+        stmt = stmt.outerjoin(Device, Device.id == Photo.device_id)
+    if f.has_gps is not None:
+        stmt = stmt.outerjoin(GpsPosition, GpsPosition.photo_id == Photo.id)
+    conds = _conditions(f)
+    return stmt.where(*conds) if conds else stmt
+
+
+def _conditions(f: Filter) -> list[ColumnElement[bool]]:
+    time_col = Photo.captured_at_utc if f.utc else Photo.captured_at
     conds: list[ColumnElement[bool]] = []
     if f.make is not None or f.model is not None:
         # Devices are few: resolve them first so photos are found through their device index.
@@ -153,6 +192,17 @@ def build(f: Filter) -> Select[Any]:
         conds.append(Photo.device_id.in_(dev.scalar_subquery()))
     if f.lens is not None:
         conds.append(_text_match(Photo.lens_model, f.lens))
+    if f.country is not None or f.city is not None:
+        # Places are few: resolve them first so photos are found through their place index.
+        p = aliased(Place)
+        where = select(p.id)
+        if f.country is not None:
+            where = where.where(
+                _text_match(p.country_code, f.country) | _text_match(p.country, f.country)
+            )
+        if f.city is not None:
+            where = where.where(_text_match(p.city, f.city))
+        conds.append(Photo.place_id.in_(where.scalar_subquery()))
     if f.date_from is not None:
         conds.append(time_col >= f.date_from.start)
     if f.date_to is not None:
@@ -167,28 +217,26 @@ def build(f: Filter) -> Select[Any]:
         conds.append(Photo.error.is_(None))
     if f.path is not None:
         conds.append(_path_match(f.path))
-    if conds:
-        stmt = stmt.where(*conds)
-    stmt = stmt.order_by(*_order(f, time_col))
-    if f.limit is not None:
-        stmt = stmt.limit(f.limit)
-    return stmt
+    return conds
 
 
 def _path_match(value: str) -> ColumnElement[bool]:
-    full = Root.path + "/" + Photo.rel_path
+    full = Root.path + "/" + Photo.rel_path  # stored form: see catalog.paths
     if "*" in value or "?" in value:
-        return _text_match(full, value)
-    prefix = os.path.abspath(value)
+        return _text_match(full, to_db(value))
+    prefix = to_db(os.path.abspath(value))
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return (full == prefix) | full.like(escaped.rstrip("/") + "/%", escape="\\")
 
 
-def _order(f: Filter, time_col: Any) -> list[Any]:
+def _order(f: Filter) -> list[Any]:
     if f.sort not in SORTS:
         raise QueryError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORTS)}")
     if f.sort == "captured_at":
-        cols = [time_col]
+        # UTC where known, else local time. With a UTC bound every row has a UTC instant, so
+        # sorting by it is the same order and lets one index serve both filter and order.
+        utc_bound = f.utc and (f.date_from is not None or f.date_to is not None)
+        cols = [Photo.captured_at_utc if utc_bound else Photo.sort_time]
     elif f.sort == "path":
         cols = [Root.path, Photo.rel_path]
     else:
@@ -201,8 +249,9 @@ def to_record(row: Any) -> dict[str, Any]:
     """A result row as the JSON record (keys in RECORD_KEYS order)."""
     m = row._mapping
     return {
-        "path": _join(m["root_path"], m["rel_path"]),
+        "path": _join(from_db(m["root_path"]), from_db(m["rel_path"])),
         "sha256": m["sha256"],
+        "blake2b": m["blake2b"],
         "format": m["format"],
         "width": m["width"],
         "height": m["height"],
@@ -211,9 +260,14 @@ def to_record(row: Any) -> dict[str, Any]:
         "captured_at": _iso(m["captured_at"]),
         "offset": m["utc_offset"],
         "captured_at_utc": _iso(m["captured_at_utc"], "Z"),
+        "time_source": m["time_source"],
+        "time_zone": m["time_zone"],
         "latitude": m["latitude"],
         "longitude": m["longitude"],
         "altitude": m["altitude"],
+        "country": m["country_code"],
+        "region": m["region"] or None,
+        "city": m["city"],
         "lens_model": m["lens_model"],
         "iso": m["iso"],
         "exposure_time": m["exposure_time"],
@@ -244,30 +298,63 @@ def search(catalog: Catalog, f: Filter) -> Iterator[dict[str, Any]]:
 
 
 def count(catalog: Catalog, f: Filter) -> int:
-    stmt = select(func.count()).select_from(build(replace(f, limit=None)).order_by(None).subquery())
+    stmt = lean(replace(f, sort="id"), func.count())  # no joins the filter does not need
     with catalog.engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
 
 
 def devices(catalog: Catalog) -> list[dict[str, Any]]:
     """Each make/model with its photo count and first/last capture time."""
-    stmt = (
-        select(
-            Device.make,
-            Device.model,
-            func.count(Photo.id).label("photos"),
-            func.min(Photo.captured_at).label("first"),
-            func.max(Photo.captured_at).label("last"),
-        )
-        .join(Photo, Photo.device_id == Device.id)
-        .group_by(Device.id, Device.make, Device.model)
-        .order_by(func.count(Photo.id).desc(), Device.make, Device.model)
-    )
+    # Per device, three lookups in the (device_id, captured_at) index (a count of its range, its
+    # first and last entry) instead of a GROUP BY over every photo: 8x faster at a million.
+    def of_device(value: Any) -> Any:
+        return select(value).where(Photo.device_id == Device.id).scalar_subquery()
+
+    stmt = select(
+        Device.make,
+        Device.model,
+        of_device(func.count()).label("photos"),
+        of_device(func.min(Photo.captured_at)).label("first"),
+        of_device(func.max(Photo.captured_at)).label("last"),
+    ).order_by(desc("photos"), Device.make, Device.model)  # by label: each count runs once
     with catalog.engine.connect() as conn:
         return [
             {
                 "make": r.make or None,
                 "model": r.model or None,
+                "photos": r.photos,
+                "first_captured_at": _iso(r.first),
+                "last_captured_at": _iso(r.last),
+            }
+            for r in conn.execute(stmt)
+            if r.photos  # a device whose photos are all gone
+        ]
+
+
+def places(catalog: Catalog) -> list[dict[str, Any]]:
+    """Each place photos were found in (nearest town to their GPS position), with its photo
+    count and first/last capture time; most photos first."""
+    stmt = (
+        select(
+            Place.country_code,
+            Place.country,
+            Place.region,
+            Place.city,
+            func.count(Photo.id).label("photos"),
+            func.min(Photo.captured_at).label("first"),
+            func.max(Photo.captured_at).label("last"),
+        )
+        .join(Photo, Photo.place_id == Place.id)
+        .group_by(Place.id, Place.country_code, Place.country, Place.region, Place.city)
+        .order_by(func.count(Photo.id).desc(), Place.country_code, Place.region, Place.city)
+    )
+    with catalog.engine.connect() as conn:
+        return [
+            {
+                "country": r.country_code,
+                "country_name": r.country,
+                "region": r.region or None,
+                "city": r.city,
                 "photos": r.photos,
                 "first_captured_at": _iso(r.first),
                 "last_captured_at": _iso(r.last),
@@ -281,14 +368,15 @@ TERM = re.compile(r"^(?P<key>[a-z_]+):(?P<value>.*)$")
 
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
-    `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`. Options given beside win."""
+    `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`, `country:FR`, `city:Paris`.
+    Options given beside win."""
     f = base or Filter()
     for term in terms:
         m = TERM.match(term)
         if not m:
             raise QueryError(f"not a field:value term: {term!r}")
         key, value = m["key"], m["value"]
-        if key in ("make", "model", "lens", "path"):
+        if key in ("make", "model", "lens", "path", "country", "city"):
             f = replace(f, **{key: value})
         elif key in ("date", "utc"):
             lo, sep, hi = value.partition("..")
@@ -335,7 +423,7 @@ def photo_detail(catalog: Catalog, path: str) -> dict[str, Any] | None:
                 RawTags.tags,
             )
             .outerjoin(RawTags, RawTags.photo_id == Photo.id)
-            .where(Photo.root_id == root_id, Photo.rel_path == rel)
+            .where(Photo.root_id == root_id, Photo.rel_path == to_db(rel))
         )
         with catalog.engine.connect() as conn:
             row = conn.execute(stmt).first()
@@ -354,6 +442,7 @@ def photo_detail(catalog: Catalog, path: str) -> dict[str, Any] | None:
                 "time_source": m["time_source"],
                 "time_zone": m["time_zone"],
                 "gps_time_utc": _iso(m["gps_time_utc"], "Z"),
+                "place_source": PLACE_SOURCE if m["city"] is not None else None,
                 "serial": m["serial"],
                 "first_seen": _iso(m["first_seen"], "Z"),
                 "last_scanned": _iso(m["last_scanned"], "Z"),

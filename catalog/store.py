@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -36,7 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from catalog import places
 from catalog.models import Device, GpsPosition, Photo, RawTags, Root
+from catalog.models import Place as PlaceRow
+from catalog.paths import from_db, to_db
 from catalog.record import PhotoRecord
 from catalog.urls import database_url
 
@@ -58,6 +62,9 @@ class FileEntry:
     mtime_ns: int
     record: PhotoRecord
     sha256: str | None = None
+    # record.tags already serialised (tags_json) by the worker that read the file, so the listing
+    # crosses the process boundary as one string; record.tags is then empty. None: serialise here.
+    tags_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -119,6 +126,8 @@ def make_engine(url: str) -> Engine:
 def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> None:
     """Bring the schema to `revision` with Alembic (downgrade with down=True); refuse a catalog
     made by a newer photocat rather than touch it."""
+    if revision == "head" and not down and _at_head(engine):
+        return  # the usual case, decided without importing Alembic (a third of a search's start)
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
@@ -157,6 +166,58 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
         conn.commit()
 
 
+def _at_head(engine: Engine) -> bool:
+    """Whether the catalog's alembic_version is exactly this photocat's head revision. False
+    whenever in doubt (no table, several heads, unreadable scripts): Alembic then decides."""
+    head = _script_head()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except DBAPIError:
+        return False
+    return {row[0] for row in rows} == {head}
+
+
+_HEAD: list[str | None] = []
+
+
+def _script_head() -> str | None:
+    """The head revision of catalog/migrations, read from the scripts' `revision` and
+    `down_revision` constants (ast, no import), or None if they are not that simple."""
+    if _HEAD:
+        return _HEAD[0]
+    import ast
+
+    import catalog.migrations
+
+    versions = Path(catalog.migrations.__file__).parent / "versions"
+    revisions: dict[str, str | None] = {}
+    try:
+        for script in versions.glob("*.py"):
+            found: dict[str, Any] = {}
+            for node in ast.parse(script.read_bytes()).body:
+                if isinstance(node, ast.AnnAssign):
+                    target, value = node.target, node.value
+                elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target, value = node.targets[0], node.value
+                else:
+                    continue
+                if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                    found[target.id] = value.value
+            if "revision" in found:
+                down = found.get("down_revision")
+                if not isinstance(found["revision"], str) or not isinstance(down, str | None):
+                    return None
+                revisions[found["revision"]] = down
+    except (OSError, SyntaxError, ValueError):
+        return None
+    heads = set(revisions) - set(revisions.values())
+    _HEAD.append(heads.pop() if len(heads) == 1 else None)
+    return _HEAD[0]
+
+
 class Catalog:
     """A migrated catalog database. Reads through `engine`; writes through the methods below."""
 
@@ -164,6 +225,7 @@ class Catalog:
         self.url = url
         self.engine = engine
         self._devices: dict[tuple[str, str], int] = {}
+        self._places: dict[places.Place, int] = {}
         self._root_paths: dict[int, tuple[str, str]] = {}  # root id -> (host, path) seen
 
     @property
@@ -194,12 +256,14 @@ class Catalog:
     # roots -----------------------------------------------------------------------------
     def root_id(self, path: str, host: str | None = None, create: bool = True) -> int | None:
         host = host or this_host()
-        q = select(Root.id).where(Root.host == host, Root.path == path)
+        # Paths go through catalog.paths wherever they meet SQL (names need not be UTF-8).
+        q = select(Root.id).where(Root.host == host, Root.path == to_db(path))
         with self.engine.connect() as conn:
             found = conn.execute(q).scalar()
         if found is None and create:
             with self.writing() as conn:
-                conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=path))
+                stored = to_db(path)
+                conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=stored))
                 found = conn.execute(q).scalar_one()
         if found is not None:
             self._root_paths[found] = (host, path)
@@ -211,8 +275,8 @@ class Catalog:
             q = q.where(Root.host == host)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        self._root_paths.update({r.id: (r.host, r.path) for r in rows})
-        return [(r.id, r.path) for r in rows]
+        self._root_paths.update({r.id: (r.host, from_db(r.path)) for r in rows})
+        return [(r.id, from_db(r.path)) for r in rows]
 
     def _live(self, conn: Connection, root_id: int) -> tuple[int, str]:
         """(root id, prefix) to write under. A root another process folded into a parent root
@@ -224,7 +288,7 @@ class Catalog:
         for parent_id, parent_path in conn.execute(
             select(Root.id, Root.path).where(Root.host == host)
         ).all():
-            base = parent_path.rstrip(os.sep) + os.sep
+            base = from_db(parent_path).rstrip(os.sep) + os.sep
             if path.startswith(base):
                 return parent_id, path[len(base) :].replace(os.sep, "/") + "/"
         raise CatalogError(f"root {path or root_id} is no longer in the catalog")
@@ -239,7 +303,7 @@ class Catalog:
             Photo.root_id == root_id
         )
         with self.engine.connect() as conn:
-            return {r[0]: StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
+            return {from_db(r[0]): StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
 
     # writes ----------------------------------------------------------------------------
     def _device_id(self, conn: Connection, make: str | None, model: str | None) -> int | None:
@@ -258,6 +322,34 @@ class Catalog:
             self._devices[key] = found
         return found
 
+    def _place_ids(self, conn: Connection, entries: Sequence[FileEntry]) -> list[int | None]:
+        """The places row of each entry's GPS position (catalog.places, loaded on the first
+        batch that has a position), inserted when new; None without a position or town."""
+        positions = [
+            (e.record.latitude, e.record.longitude)
+            if e.record.latitude is not None and e.record.longitude is not None
+            else None
+            for e in entries
+        ]
+        found = places.lookup(positions)
+        # Towns not seen yet, resolved for the whole batch at once (not 3 statements each).
+        new = list({p for p in found if p is not None and p not in self._places})
+        for chunk in range(0, len(new), 500):
+            part = new[chunk : chunk + 500]
+            keys = ["country_code", "country", "region", "city"]
+            rows = [dict(zip(keys, _place_key(p), strict=True)) for p in part]
+            conn.execute(_insert(conn, PlaceRow).on_conflict_do_nothing(index_elements=keys), rows)
+            wanted = {_place_key(p): p for p in part}
+            q = select(PlaceRow.id, *(PlaceRow.__table__.c[k] for k in keys)).where(
+                PlaceRow.country_code.in_({p.country_code for p in part}),
+                PlaceRow.city.in_({p.city for p in part}),
+            )
+            for row in conn.execute(q):
+                place = wanted.get(tuple(row[1:]))
+                if place is not None:
+                    self._places[place] = row[0]
+        return [None if p is None else self._places[p] for p in found]
+
     def upsert(self, entries: Sequence[FileEntry]) -> None:
         """Insert or replace the given files' rows (photo, GPS, tags) in one transaction."""
         if not entries:
@@ -273,10 +365,12 @@ class Catalog:
                 return
             except DBAPIError as exc:
                 self._devices.clear()  # ids cached inside a rolled-back transaction may not exist
+                self._places.clear()
                 if not _is_retryable(exc) or attempt == 4:
                     raise CatalogError(f"cannot write to the catalog: {_reason(exc)}") from exc
             except Exception:
                 self._devices.clear()
+                self._places.clear()
                 raise
 
     def _upsert(self, conn: Connection, entries: Sequence[FileEntry], stamp: datetime) -> None:
@@ -288,16 +382,18 @@ class Catalog:
             ]
         rows = [
             _photo_row(e, self._device_id(conn, e.record.make, e.record.model), stamp)
-            for e in entries
+            | {"place_id": place_id}
+            for e, place_id in zip(entries, self._place_ids(conn, entries), strict=True)
         ]
         ins = _insert(conn, Photo)
         updatable = {
             c: ins.excluded[c] for c in rows[0] if c not in ("root_id", "rel_path", "first_seen")
         }
         stmt = ins.on_conflict_do_update(index_elements=["root_id", "rel_path"], set_=updatable)
-        ids = list(
-            conn.execute(stmt.returning(Photo.id, sort_by_parameter_order=True), rows).scalars()
-        )
+        # A plain executemany, ids looked up after: RETURNING ids in parameter order makes
+        # SQLAlchemy run one statement per row on SQLite (3x slower for the whole batch).
+        conn.execute(stmt, rows)
+        ids = _photo_ids(conn, rows)
         conn.execute(delete(GpsPosition).where(GpsPosition.photo_id.in_(ids)))
         conn.execute(delete(RawTags).where(RawTags.photo_id.in_(ids)))
         gps = [_gps_row(pid, e.record) for pid, e in zip(ids, entries, strict=True)]
@@ -305,7 +401,7 @@ class Catalog:
         if gps:
             conn.execute(_insert(conn, GpsPosition), gps)
         tags = [
-            {"photo_id": pid, "tags": _tags_json(e.record)}
+            {"photo_id": pid, "tags": tags_json(e.record) if e.tags_json is None else e.tags_json}
             for pid, e in zip(ids, entries, strict=True)
         ]
         conn.execute(_insert(conn, RawTags), tags)
@@ -316,7 +412,7 @@ class Catalog:
         removed = 0
         with self.writing() as conn:
             live_id, prefix = self._live(conn, root_id)
-            for chunk in _chunks([prefix + p for p in paths], 500):
+            for chunk in _chunks([to_db(prefix + p) for p in paths], 500):
                 q = delete(Photo).where(Photo.root_id == live_id, Photo.rel_path.in_(chunk))
                 removed += conn.execute(q).rowcount
         return removed
@@ -331,7 +427,7 @@ class Catalog:
                 conn.execute(
                     update(Photo)
                     .where(Photo.root_id == sub_id)
-                    .values(root_id=root_id, rel_path=literal(prefix) + Photo.rel_path)
+                    .values(root_id=root_id, rel_path=literal(to_db(prefix)) + Photo.rel_path)
                 )
                 conn.execute(delete(Root).where(Root.id == sub_id))
 
@@ -339,44 +435,114 @@ class Catalog:
         with self.engine.connect() as conn:
             return conn.execute(select(Root.host).where(Root.id == root_id)).scalar_one()
 
+    # digests (the hash stage of scan, catalog.ingest.hash_place) ----------------------------
+    def count_undigested(self, root_id: int, prefix: str, algorithm: str) -> int:
+        """How many rows under a root's folder ('' for all) have no `algorithm` digest."""
+        column = _digest_column(algorithm)
+        q = select(func.count()).where(
+            Photo.root_id == root_id, column.is_(None), _under(to_db(prefix))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def undigested(
+        self, root_id: int, prefix: str, algorithm: str, after_id: int, limit: int
+    ) -> list[tuple[int, str, int, int]]:
+        """(id, rel_path, size, mtime_ns) of up to `limit` rows without an `algorithm` digest,
+        by id above `after_id` (pages through a large catalog in little memory)."""
+        column = _digest_column(algorithm)
+        q = (
+            select(Photo.id, Photo.rel_path, Photo.size, Photo.mtime_ns)
+            .where(
+                Photo.root_id == root_id,
+                column.is_(None),
+                Photo.id > after_id,
+                _under(to_db(prefix)),
+            )
+            .order_by(Photo.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], from_db(r[1]), r[2], r[3]) for r in conn.execute(q)]
+
+    def set_digests(self, algorithm: str, digests: Sequence[tuple[int, int, int, str]]) -> int:
+        """Store (photo id, size, mtime_ns, hex digest) in the `algorithm` column, one
+        transaction, each only if the row still has that size and mtime (a file re-read since
+        keeps its new, null digest). Returns how many rows took one."""
+        if not digests:
+            return 0
+        column = _digest_column(algorithm)
+        stmt = (
+            update(Photo)
+            .where(
+                Photo.id == bindparam("d_id"),
+                Photo.size == bindparam("d_size"),
+                Photo.mtime_ns == bindparam("d_mtime"),
+            )
+            .values({column.key: bindparam("d_digest")})
+        )
+        params = [
+            {"d_id": i, "d_size": size, "d_mtime": mtime, "d_digest": digest}
+            for i, size, mtime, digest in digests
+        ]
+        with self.writing() as conn:
+            count = conn.execute(stmt, params).rowcount
+        return count if count is not None and count >= 0 else len(digests)
+
     # incremental changes (photocat watch) ---------------------------------------------------
     def states_of(self, root_id: int, rel_paths: Iterable[str]) -> dict[str, StoredState]:
         """Stored size/mtime of just these files (file_states reads a whole root)."""
         found: dict[str, StoredState] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(rel_paths), 500):
+            for chunk in _chunks([to_db(p) for p in rel_paths], 500):
                 q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
                     Photo.root_id == root_id, Photo.rel_path.in_(chunk)
                 )
-                found.update((r[0], StoredState(r[1], r[2], r[3])) for r in conn.execute(q))
+                found.update(
+                    (from_db(r[0]), StoredState(r[1], r[2], r[3])) for r in conn.execute(q)
+                )
         return found
 
     def states_under(self, root_id: int, prefix: str) -> dict[str, StoredState]:
         """Stored state of the files below a folder ('a/b/'; '' for the whole root)."""
         q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
-            Photo.root_id == root_id, _under(prefix)
+            Photo.root_id == root_id, _under(to_db(prefix))
         )
         with self.engine.connect() as conn:
-            return {r[0]: StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
+            return {from_db(r[0]): StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
 
     def write_batch(
         self, entries: Sequence[FileEntry], gone: Mapping[int, Collection[str]] | None = None
     ) -> int:
         """Upsert `entries` and delete the `gone` rows ({root_id: rel_paths}) in ONE transaction,
-        so a reader sees the whole batch or none of it. Returns how many rows were deleted."""
-        removed = 0
-        with self.writing() as conn:
+        so a reader sees the whole batch or none of it. Returns how many rows were deleted.
+        Same rules as upsert/remove: one lock order, retried on deadlock, folded roots mapped."""
+        ordered = sorted(entries, key=lambda e: (e.root_id, e.rel_path))
+        stamp = now()
+        for attempt in range(5):
             try:
-                if entries:
-                    self._upsert(conn, entries, now())
-                for root_id, paths in (gone or {}).items():
-                    for chunk in _chunks(list(paths), 500):
-                        q = delete(Photo).where(Photo.root_id == root_id, Photo.rel_path.in_(chunk))
-                        removed += conn.execute(q).rowcount
-            except Exception:
+                removed = 0
+                with self.writing() as conn:
+                    if ordered:
+                        self._upsert(conn, ordered, stamp)
+                    for root_id, paths in sorted((gone or {}).items()):
+                        live_id, base = self._live(conn, root_id)
+                        for chunk in _chunks(sorted(to_db(base + p) for p in paths), 500):
+                            q = delete(Photo).where(
+                                Photo.root_id == live_id, Photo.rel_path.in_(chunk)
+                            )
+                            removed += conn.execute(q).rowcount
+                return removed
+            except DBAPIError as exc:
                 self._devices.clear()  # ids cached inside a rolled-back transaction may not exist
+                self._places.clear()
+                if not _is_retryable(exc) or attempt == 4:
+                    raise CatalogError(f"cannot write to the catalog: {_reason(exc)}") from exc
+            except Exception:
+                self._devices.clear()
+                self._places.clear()
                 raise
-        return removed
+        raise AssertionError("unreachable")
 
     def move(self, root_id: int, old_rel: str, new_rel: str) -> bool:
         """Rename a catalogued file in place: same photo id, first_seen and metadata. A row at
@@ -385,6 +551,8 @@ class Catalog:
         if old_rel == new_rel:
             return False
         with self.writing() as conn:
+            root_id, base = self._live(conn, root_id)
+            old_rel, new_rel = to_db(base + old_rel), to_db(base + new_rel)
             photo_id = conn.execute(
                 select(Photo.id).where(Photo.root_id == root_id, Photo.rel_path == old_rel)
             ).scalar()
@@ -402,9 +570,11 @@ class Catalog:
             raise ValueError("folder prefixes end with '/'")
         if old_prefix.startswith(new_prefix) or new_prefix.startswith(old_prefix):
             raise ValueError(f"cannot move {old_prefix!r} to {new_prefix!r}: one holds the other")
-        # substr, not LIKE: LIKE is case-insensitive on SQLite and needs escaping everywhere.
-        tail = func.substr(Photo.rel_path, len(old_prefix) + 1, type_=Text)
         with self.writing() as conn:
+            root_id, base = self._live(conn, root_id)
+            old_prefix, new_prefix = to_db(base + old_prefix), to_db(base + new_prefix)  # stored
+            # substr, not LIKE: LIKE is case-insensitive on SQLite and needs escaping everywhere.
+            tail = func.substr(Photo.rel_path, len(old_prefix) + 1, type_=Text)
             conn.execute(delete(Photo).where(Photo.root_id == root_id, _under(new_prefix)))
             q = (
                 update(Photo)
@@ -449,7 +619,7 @@ def _insert_ignore(conn: Connection, table: type, keys: list[str], **values: obj
 
 
 def _under(prefix: str) -> ColumnElement[bool]:
-    """Rows whose rel_path starts with `prefix`, exactly and case-sensitively on any database."""
+    """Rows whose rel_path starts with `prefix` (stored form), exactly and case-sensitively."""
     if not prefix:
         return true()
     return func.substr(Photo.rel_path, 1, len(prefix)) == prefix
@@ -473,7 +643,7 @@ def _photo_row(e: FileEntry, device_id: int | None, stamp: datetime) -> dict[str
     r = e.record
     return {
         "root_id": e.root_id,
-        "rel_path": e.rel_path,
+        "rel_path": to_db(e.rel_path),
         "size": e.size,
         "mtime_ns": e.mtime_ns,
         "sha256": e.sha256,
@@ -489,6 +659,7 @@ def _photo_row(e: FileEntry, device_id: int | None, stamp: datetime) -> dict[str
         "captured_at_utc": r.captured_at_utc,
         "time_source": r.time_source,
         "time_zone": r.time_zone,
+        "sort_time": r.captured_at_utc or r.captured_at,
         "device_id": device_id,
         "lens_model": r.lens_model,
         "serial": r.serial,
@@ -516,5 +687,38 @@ def _gps_row(photo_id: int, r: PhotoRecord) -> dict[str, object] | None:
     }
 
 
-def _tags_json(r: PhotoRecord) -> str:
+def tags_json(r: PhotoRecord) -> str:
+    """A record's tag listing as raw_tags.tags stores it."""
     return json.dumps([[t.ifd, t.tag_id, t.name, t.value] for t in r.tags], ensure_ascii=False)
+
+
+_tags_json = tags_json
+
+
+def _place_key(p: places.Place) -> tuple[str, str, str, str]:
+    return (p.country_code, p.country, p.region, p.city)
+
+
+def _digest_column(algorithm: str) -> Any:
+    """The photos column holding digests by `algorithm`: each algorithm has its own column, so
+    a digest is never taken for another algorithm's."""
+    if algorithm == "sha256":
+        return Photo.sha256
+    if algorithm == "blake2b":
+        return Photo.blake2b
+    raise ValueError(f"no digest column for {algorithm!r}")
+
+
+def _photo_ids(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The ids of just-upserted photo rows, in the order of `rows`."""
+    by_root: dict[Any, list[str]] = {}
+    for row in rows:
+        by_root.setdefault(row["root_id"], []).append(row["rel_path"])  # type: ignore[arg-type]
+    found: dict[tuple[Any, str], int] = {}
+    for root_id, rels in by_root.items():
+        for chunk in _chunks(rels, 500):
+            q = select(Photo.rel_path, Photo.id).where(
+                Photo.root_id == root_id, Photo.rel_path.in_(chunk)
+            )
+            found.update(((root_id, rel), photo_id) for rel, photo_id in conn.execute(q))
+    return [found[(row["root_id"], row["rel_path"])] for row in rows]  # type: ignore[index]

@@ -203,7 +203,7 @@ def test_devices_counts_and_dates(scanned: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["scan", "search", "show", "devices"])
+@pytest.mark.parametrize("command", ["scan", "search", "show", "devices", "places"])
 def test_every_command_help_ends_with_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0

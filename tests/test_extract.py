@@ -139,8 +139,11 @@ def compare(record: PhotoRecord, t: dict[str, Any]) -> dict[str, tuple[Any, Any]
     if (mismatch := _capture_mismatch(record, t)) is not None:
         out["captured_at"] = mismatch
     if record.captured_from == "DateTimeOriginal":  # truth has the *Original companions only
-        if record.offset != t["offset_time_original"]:
-            out["offset"] = (record.offset, t["offset_time_original"])
+        # truth's offset is OffsetTimeOriginal as stored; an offset found from the GPS clock or
+        # zone (time_source gps_*) is checked against ExifTool's GPS values in test_when.py
+        tag_offset = record.offset if record.time_source == "offset_tag" else None
+        if tag_offset != t["offset_time_original"]:
+            out["offset"] = (tag_offset, t["offset_time_original"])
         if record.subsec != t["subsec"]:
             out["subsec"] = (record.subsec, t["subsec"])
     for field, key in (("latitude", "gps_latitude"), ("longitude", "gps_longitude")):

@@ -109,8 +109,9 @@ def plan(catalog: Catalog, f: query.Filter) -> str:
 @pytest.mark.parametrize(
     ("f", "index"),
     [
-        (query.Filter(model="SM-G920F", limit=100), "ix_photos_device_captured"),
-        (query.Filter(make="samsung"), "ix_photos_device_captured"),
+        # (device_id, sort_time): a device's photos in the order searches sort them
+        (query.Filter(model="SM-G920F", limit=100), "ix_photos_device_sort"),
+        (query.Filter(make="samsung"), "ix_photos_device_sort"),
         (
             query.Filter(
                 date_from=query.TimeBound.parse("2016-11-01"),
