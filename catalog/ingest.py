@@ -7,13 +7,19 @@ in batches, one transaction each.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+import signal
+import stat
+import sys
+from collections import deque
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sized
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Any
 
-from catalog.extract import extract
-from catalog.store import Catalog, CatalogError, FileEntry, StoredState, this_host
+from catalog.store import Catalog, CatalogError, FileEntry, tags_json, this_host
 
 IMAGE_EXTENSIONS = frozenset(
     [
@@ -53,8 +59,19 @@ IMAGE_EXTENSIONS = frozenset(
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "@eaDir", "#recycle"})
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".download", "~")
 HASH_CHUNK = 1 << 20
-BATCH_SIZE = 500
+BATCH_SIZE = 2000  # records per transaction: fewer commits; still under a second of reading
 IN_PROCESS_BELOW = 64  # fewer files than this are not worth starting worker processes
+CHUNK = 32  # files per task sent to a worker process (one round trip each)
+# Files read ahead of the writer, at most: enough that the workers never wait while the writer
+# stores a batch (or loads the place data), few enough that memory stays flat (~10 MB).
+READ_AHEAD = 4096
+HASH_BATCH = 1000  # digests written per transaction by the hash stage
+# --hash choices: hashlib constructors. SHA-256 is the default (evidence); the stored digest
+# goes to the column named after its algorithm, so one is never taken for the other.
+HASHES: dict[str, Callable[[], Any]] = {
+    "sha256": hashlib.sha256,
+    "blake2b": lambda: hashlib.blake2b(digest_size=32),  # BLAKE2b-256
+}
 
 Progress = Callable[[int], None]
 
@@ -101,10 +118,17 @@ def is_ignored_dir(name: str) -> bool:
     return name.startswith(".") or name in IGNORED_NAMES
 
 
-def walk(top: str, skipped: list[str]) -> Iterator[tuple[str, os.stat_result]]:
+def walk(
+    top: str, skipped: list[str], blind: list[str] | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
     """Yield (path, stat) of every candidate file below `top`; symlinks are not followed.
 
-    Folders that cannot be listed are appended to `skipped`, so nothing under them is removed.
+    Folders (or entries) that cannot be read are appended to `skipped` as "path: reason" and to
+    `blind` as the bare path, so nothing under them is removed. Symbolic links to folders or
+    with a photo's name, and FIFOs/devices/sockets with a photo's name, are never opened; they
+    are reported in `skipped` too, so nothing is left out silently. Not following links is a
+    choice: on media under investigation a link may point anywhere (the investigator's own
+    disk, /dev, a loop back up the tree), so the catalog holds only what is really there.
     """
     stack = [top]
     while stack:
@@ -114,49 +138,129 @@ def walk(top: str, skipped: list[str]) -> Iterator[tuple[str, os.stat_result]]:
                 entries = list(it)
         except OSError as exc:
             skipped.append(f"{folder}: {exc.strerror or exc}")
+            if blind is not None:
+                blind.append(folder)
             continue
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if not is_ignored_dir(entry.name):
                         stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False) and is_candidate(entry.name):
-                    yield entry.path, entry.stat(follow_symlinks=False)
+                elif entry.is_file(follow_symlinks=False):
+                    if is_candidate(entry.name):
+                        yield entry.path, entry.stat(follow_symlinks=False)
+                elif is_ignored_dir(entry.name):
+                    continue  # hidden: not reported either
+                elif entry.is_symlink():
+                    reason = _link_reason(entry)
+                    if reason:
+                        skipped.append(f"{entry.path}: {reason}")
+                elif is_candidate(entry.name):
+                    skipped.append(f"{entry.path}: not a regular file (FIFO, device or socket)")
             except OSError as exc:
                 skipped.append(f"{entry.path}: {exc.strerror or exc}")
+                if blind is not None:
+                    blind.append(entry.path)
 
 
-def read_file(job: Job) -> FileEntry:
-    """Extract and hash one file (runs in a worker process). Never raises."""
+def _link_reason(entry: os.DirEntry[str]) -> str | None:
+    """Why a symbolic link is worth reporting (it hides a folder or a photo), else None."""
+    try:
+        to_folder = entry.is_dir()  # follows the link
+    except OSError as exc:  # a cycle (ELOOP), or a target that cannot be reached
+        return f"symbolic link not followed ({exc.strerror or exc})"
+    if to_folder or is_candidate(entry.name):
+        return "symbolic link not followed"
+    return None
+
+
+def read_file(job: Job, sha256: bool = True) -> FileEntry:
+    """Extract one file and, with `sha256`, hash it (runs in a worker process). Never raises.
+    scan passes sha256=False and hashes in a stage of its own (hash_place), after the records
+    are stored and searchable. The tag listing travels serialised (entry.tags_json): one string
+    crosses the process boundary faster than a hundred small objects."""
+    from catalog.extract import extract, open_regular  # here: a rescan never needs Pillow
+
     record = extract(job.path)
     size = mtime_ns = 0
     digest = None
-    try:
-        with open(job.path, "rb") as fh:
+    try:  # a regular file, and not one swapped for a link or FIFO since the walk saw it
+        with open_regular(job.path, follow_symlinks=False) as fh:
             st = os.fstat(fh.fileno())
             size, mtime_ns = st.st_size, st.st_mtime_ns
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            if sha256:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
         if record.error is None:
             record.error = f"cannot read file: {exc.strerror or exc}"
-    return FileEntry(job.root_id, job.rel_path, size, mtime_ns, record, digest)
+    listing = tags_json(record)
+    record.tags = []
+    return FileEntry(job.root_id, job.rel_path, size, mtime_ns, record, digest, listing)
 
 
-def read_files(jobs: list[Job], pool: Executor | None = None) -> Iterator[FileEntry]:
-    if pool is None or len(jobs) < IN_PROCESS_BELOW:
-        yield from map(read_file, jobs)
-    else:
-        yield from pool.map(read_file, jobs, chunksize=16)
+def _read_chunk(jobs: list[Job], sha256: bool) -> list[FileEntry]:
+    return [read_file(job, sha256) for job in jobs]
+
+
+def read_files(
+    jobs: Iterable[Job], pool: Executor | None = None, *, sha256: bool = True
+) -> Iterator[FileEntry]:
+    """read_file over jobs, in order: in this process, or in the pool's workers, CHUNK files a
+    task with at most READ_AHEAD files submitted ahead of the caller, so however many files
+    there are, only a few thousand records are ever held in memory."""
+    if pool is None or (isinstance(jobs, Sized) and len(jobs) < IN_PROCESS_BELOW):
+        for job in jobs:
+            yield read_file(job, sha256)
+        return
+    yield from _bounded(pool, _read_chunk, _batched(jobs, CHUNK), _tasks_ahead(pool), sha256)
+
+
+def _tasks_ahead(pool: Executor) -> int:
+    workers = getattr(pool, "_max_workers", None) or os.cpu_count() or 1
+    return max(2 * workers, READ_AHEAD // CHUNK)
+
+
+def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _bounded(
+    pool: Executor,
+    fn: Callable[..., list[Any]],
+    chunks: Iterable[list[Any]],
+    limit: int,
+    *args: Any,
+) -> Iterator[Any]:
+    """pool.map(fn, chunks) flattened and in order, with at most `limit` tasks submitted ahead
+    (Executor.map submits everything at once and keeps every result until it is consumed)."""
+    waiting: deque[Future[list[Any]]] = deque()
+    try:
+        for chunk in chunks:
+            waiting.append(pool.submit(fn, chunk, *args))
+            if len(waiting) >= limit:
+                yield from waiting.popleft().result()
+        while waiting:
+            yield from waiting.popleft().result()
+    finally:
+        for future in waiting:
+            future.cancel()
 
 
 def store_entries(
     catalog: Catalog,
     entries: Iterable[FileEntry],
-    known: dict[str, StoredState],
+    known: Container[str],
     summary: ScanSummary,
     progress: Progress | None = None,
 ) -> None:
-    """Write entries in batches, counting new/updated/failed."""
+    """Write entries in batches, counting new/updated (rel_path in `known`)/failed."""
     batch: list[FileEntry] = []
     for entry in entries:
         batch.append(entry)
@@ -209,6 +313,29 @@ def check_folder(path: str) -> None:
         raise RootError(f"{path} cannot be read (permission denied)")
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux, ask the kernel to kill this worker when the scan dies
+    (kill -9 included). An orphaned worker would wait for work forever, holding the parent's
+    inherited database socket open (a PostgreSQL session and its row locks with it)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Extraction workers, forked from (and dying with) the calling process."""
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    return ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+
+
 def scan(
     catalog: Catalog,
     folders: Iterable[str | os.PathLike[str]],
@@ -217,16 +344,26 @@ def scan(
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
     allow_empty: bool = False,
+    hash_with: str | None = "sha256",
 ) -> ScanSummary:
     """Bring the catalog in step with the folders: add new files, re-read changed ones (by size
-    and mtime), remove rows of files that are gone. Unchanged files are not opened."""
+    and mtime), remove rows of files that are gone. Unchanged files are not opened.
+
+    Two stages per folder: records first (header reads, stored in batches, searchable at once,
+    digest null), then the hash stage (hash_place) digests every file under the folder whose row
+    has no `hash_with` digest yet, in parallel, each file read once. `hash_with` is a key of
+    HASHES, or None for no digest (rows keep a null one; a later scan with a hash fills it)."""
+    if hash_with is not None and hash_with not in HASHES:
+        raise ValueError(f"unknown hash {hash_with!r}; choose one of {', '.join(HASHES)}")
     places = [resolve_place(catalog, f) for f in folders]
     summary = ScanSummary()
     workers = workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = worker_pool(workers) if workers > 1 else None
     try:
         for place in places:
-            summary.add(_scan_place(catalog, place, pool, progress, on_total, allow_empty))
+            summary.add(
+                _scan_place(catalog, place, pool, progress, on_total, allow_empty, hash_with)
+            )
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -240,6 +377,7 @@ def _scan_place(
     progress: Progress | None,
     on_total: Callable[[int], None] | None,
     allow_empty: bool,
+    hash_with: str | None = "sha256",
 ) -> ScanSummary:
     summary = ScanSummary()
     top = os.path.join(place.root_path, place.prefix) if place.prefix else place.root_path
@@ -253,27 +391,120 @@ def _scan_place(
             f"{top} is empty but the catalog holds {len(known)} photos from it: it looks "
             "unmounted, so nothing was removed (scan with --allow-empty if they really are gone)"
         )
-    jobs: list[Job] = []
-    seen: set[str] = set()
+    # Memory stays flat with the number of files: what is seen leaves `known` (what is left at
+    # the end is gone), only the paths to read are kept, and records are streamed in bounded
+    # chunks (read_files) to the writer.
+    to_read: list[str] = []
+    updated: set[str] = set()
     root_len = len(place.root_path.rstrip(os.sep)) + 1
-    for path, st in walk(top, summary.skipped):
+    unreadable: list[str] = []
+    for path, st in walk(top, summary.skipped, unreadable):
         rel = path[root_len:].replace(os.sep, "/")
-        seen.add(rel)
-        old = known.get(rel)
-        if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
-            summary.unchanged += 1
-            continue
-        jobs.append(Job(path, place.root_id, rel))
+        old = known.pop(rel, None)
+        if old is not None:
+            if old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                summary.unchanged += 1
+                continue
+            updated.add(rel)
+        to_read.append(path)
+    reading = len(to_read)
     if on_total:
-        on_total(len(jobs))
-    store_entries(catalog, read_files(jobs, pool), known, summary, progress)
-    # Gone: known, not seen, and not below a folder the walk could not enter.
-    blind = [s.split(": ", 1)[0][root_len:].replace(os.sep, "/") for s in summary.skipped]
-    gone = [r for r in known if r not in seen and not any(r.startswith(b + "/") for b in blind)]
+        on_total(reading)
+    jobs = (Job(path, place.root_id, path[root_len:].replace(os.sep, "/")) for path in to_read)
+    reader = pool if len(to_read) >= IN_PROCESS_BELOW else None
+    store_entries(catalog, read_files(jobs, reader, sha256=False), updated, summary, progress)
+    del to_read, updated
+    # Gone: known, not seen, and neither below nor at a place the walk could not read.
+    blind = [b[root_len:].replace(os.sep, "/") for b in unreadable]
+    gone = [r for r in known if not any(r == b or r.startswith(b + "/") for b in blind)]
     if gone:
         summary.removed = catalog.remove(place.root_id, gone)
     catalog.mark_scanned(place.root_id)
+    if hash_with is not None:  # one progress bar: its total grows by the files to hash
+        total = (lambda n: on_total(reading + n)) if on_total else None
+        hash_place(catalog, place, pool, hash_with, progress, total)
     return summary
+
+
+def hash_place(
+    catalog: Catalog,
+    place: Place,
+    pool: Executor | None,
+    hash_with: str = "sha256",
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> int:
+    """The hash stage: digest each file under `place` whose row has no `hash_with` digest yet
+    (new, changed, or catalogued without one), reading it once, in the pool's workers. Digests
+    are written HASH_BATCH a transaction, only where the row still has the size and mtime the
+    file had while it was read (a file changed meanwhile keeps a null digest; the next scan
+    re-reads it). Files that cannot be read keep a null digest. Returns how many were stored."""
+    count = catalog.count_undigested(place.root_id, place.prefix, hash_with)
+    if not count:
+        return 0
+    if on_total:
+        on_total(count)
+    base = place.root_path.rstrip(os.sep) + os.sep
+
+    def todo() -> Iterator[tuple[int, str, int, int]]:
+        after = 0
+        while True:
+            rows = catalog.undigested(place.root_id, place.prefix, hash_with, after, HASH_BATCH)
+            if not rows:
+                return
+            after = rows[-1][0]
+            for photo_id, rel, size, mtime_ns in rows:
+                yield photo_id, base + rel.replace("/", os.sep), size, mtime_ns
+
+    if pool is None or count < IN_PROCESS_BELOW:
+        digests: Iterable[tuple[int, int, int, str | None]] = (
+            _digest(*item, hash_with) for item in todo()
+        )
+    else:
+        chunks = _batched(todo(), CHUNK)
+        digests = _bounded(pool, _digest_chunk, chunks, _tasks_ahead(pool), hash_with)
+    stored = 0
+    batch: list[tuple[int, int, int, str]] = []
+    for photo_id, size, mtime_ns, digest in digests:
+        if digest is not None:
+            batch.append((photo_id, size, mtime_ns, digest))
+        if len(batch) >= HASH_BATCH:
+            stored += catalog.set_digests(hash_with, batch)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        stored += catalog.set_digests(hash_with, batch)
+        if progress:
+            progress(len(batch))
+    return stored
+
+
+def _digest(
+    photo_id: int, path: str, size: int, mtime_ns: int, hash_with: str
+) -> tuple[int, int, int, str | None]:
+    """(photo id, size, mtime, hex digest): None when the file cannot be read or is not the
+    size and mtime its row says (it changed after its record was read)."""
+    from catalog.extract import open_regular
+
+    try:
+        with open_regular(path, follow_symlinks=False) as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                return photo_id, size, mtime_ns, None
+            digest = hashlib.file_digest(fh, HASHES[hash_with]).hexdigest()
+            st = os.fstat(fh.fileno())
+    except OSError:
+        return photo_id, size, mtime_ns, None
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+        return photo_id, size, mtime_ns, None
+    return photo_id, size, mtime_ns, digest
+
+
+def _digest_chunk(
+    items: list[tuple[int, str, int, int]], hash_with: str
+) -> list[tuple[int, int, int, str | None]]:
+    return [_digest(*item, hash_with) for item in items]
 
 
 def _has_entries(folder: str) -> bool:
@@ -282,3 +513,155 @@ def _has_entries(folder: str) -> bool:
             return any(True for _ in it)
     except OSError:
         return False
+
+
+# Incremental changes: what `photocat watch` feeds through the same read/store path as scan --------
+@dataclass(slots=True)
+class ChangeReport:
+    """What `ingest_changes` did with each file it was given (rel_paths)."""
+
+    new: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (rel, error), also new/updated
+    retry: list[str] = field(default_factory=list)  # changed while read: not stored, ask again
+    kept: list[str] = field(default_factory=list)  # looked gone, but root or folder unreachable
+
+
+def in_place(place: Place, rel_path: str) -> bool:
+    """Whether scan of `place` would catalogue this root-relative path: below the place's folder,
+    no hidden or ignored folder on the way, a photo file name."""
+    if not rel_path.startswith(place.prefix):
+        return False
+    parts = rel_path[len(place.prefix) :].split("/")
+    return is_candidate(parts[-1]) and not any(is_ignored_dir(p) for p in parts[:-1])
+
+
+def root_reachable(root_path: str) -> bool:
+    """A root whose rows may be removed: it exists and is not empty (an empty mount point or a
+    missing folder means unmounted or unreachable, never 'every photo was deleted')."""
+    return os.path.isdir(root_path) and _has_entries(root_path)
+
+
+def ingest_changes(
+    catalog: Catalog,
+    place: Place,
+    rel_paths: Iterable[str],
+    *,
+    force: Collection[str] = (),
+    pool: Executor | None = None,
+    pool_from: int = IN_PROCESS_BELOW,
+    batch_size: int = BATCH_SIZE,
+    sha256: bool = True,
+) -> ChangeReport:
+    """Bring the rows of just these files in step with the disk: stat each; read new and changed
+    ones (by size and mtime, or every one in `force`) with `read_files`; delete rows of files that
+    are gone. Each batch (upserts and deletions together) is one transaction.
+
+    A file whose size or mtime moved while it was read is not stored but returned in `retry`: it
+    is still being written, and a half-written read must never be recorded. Nothing is removed
+    while the root looks unmounted or a file's folder cannot be read (those go to `kept`).
+    `pool_from`: fewer files than this are read in this process (a daemon whose workers are
+    already running can use them for smaller batches than scan does). `sha256=False` stores
+    records with a null digest, for `hash_some` (or scan's hash stage) to fill in afterwards.
+    """
+    rels = list(dict.fromkeys(rel_paths))
+    report = ChangeReport()
+    known = catalog.states_of(place.root_id, rels)
+    jobs: list[Job] = []
+    before: dict[str, tuple[int, int]] = {}
+    gone: list[str] = []
+    for rel in rels:
+        path = os.path.join(place.root_path, *rel.split("/"))
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        except OSError:  # unreadable folder, I/O error: we do not know, so change nothing
+            report.kept.append(rel)
+            continue
+        if st is None or not stat.S_ISREG(st.st_mode) or not in_place(place, rel):
+            if rel in known:
+                gone.append(rel)
+            continue
+        old = known.get(rel)
+        if (
+            old is not None
+            and rel not in force
+            and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        ):
+            report.unchanged.append(rel)
+            continue
+        before[rel] = (st.st_size, st.st_mtime_ns)
+        jobs.append(Job(path, place.root_id, rel))
+    if gone and not root_reachable(place.root_path):
+        report.kept.extend(gone)
+        gone = []
+    pending_gone: dict[int, list[str]] = {place.root_id: gone} if gone else {}
+    batch: list[FileEntry] = []
+
+    def flush() -> None:
+        nonlocal pending_gone
+        if batch or pending_gone:
+            catalog.write_batch(batch, pending_gone)
+            report.removed.extend(pending_gone.get(place.root_id, ()))
+            batch.clear()
+            pending_gone = {}
+
+    if pool is not None and pool_from <= len(jobs) < IN_PROCESS_BELOW:
+        size = max(1, len(jobs) // 8)
+        entries: Iterable[FileEntry] = pool.map(
+            read_file, jobs, [sha256] * len(jobs), chunksize=size
+        )
+    else:
+        entries = read_files(jobs, pool, sha256=sha256)
+    for entry in entries:
+        rel = entry.rel_path
+        try:
+            st = os.lstat(os.path.join(place.root_path, *rel.split("/")))
+            after: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            after = None
+        # Stored only if stat agrees before, during (fstat in read_file) and after the read;
+        # size and mtime stay 0 when the file could not be opened at all (recorded as such).
+        opened = (entry.size, entry.mtime_ns) != (0, 0)
+        during = (entry.size, entry.mtime_ns) if opened else after
+        if not (before[rel] == after == during):
+            report.retry.append(rel)
+            continue
+        (report.updated if rel in known else report.new).append(rel)
+        if entry.record.error:
+            report.failed.append((rel, entry.record.error))
+        batch.append(entry)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return report
+
+
+def hash_some(
+    catalog: Catalog,
+    place: Place,
+    pool: Executor | None,
+    *,
+    after_id: int = 0,
+    limit: int = 64,
+    pool_from: int = IN_PROCESS_BELOW,
+    hash_with: str = "sha256",
+) -> int | None:
+    """A bounded slice of the hash stage, for a daemon that must stay responsive: digest up to
+    `limit` rows under `place` with no `hash_with` digest and an id above `after_id` (the rules
+    of hash_place). Returns the last id looked at, to go on from; None when none was left."""
+    rows = catalog.undigested(place.root_id, place.prefix, hash_with, after_id, limit)
+    if not rows:
+        return None
+    base = place.root_path.rstrip(os.sep) + os.sep
+    items = [(i, base + rel.replace("/", os.sep), size, mtime) for i, rel, size, mtime in rows]
+    if pool is not None and len(items) >= pool_from:
+        chunks = _batched(items, max(1, len(items) // 8))
+        digests = [d for done in pool.map(_digest_chunk, chunks, repeat(hash_with)) for d in done]
+    else:
+        digests = [_digest(*item, hash_with) for item in items]
+    catalog.set_digests(hash_with, [(i, s, m, d) for i, s, m, d in digests if d is not None])
+    return rows[-1][0]

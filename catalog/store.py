@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import aliased
 
 from catalog import places
 from catalog.models import Device, GpsPosition, Photo, RawTags, Root
@@ -564,8 +565,9 @@ class Catalog:
 
     def move_folder(self, root_id: int, old_prefix: str, new_prefix: str) -> int:
         """Rename a folder's files in place ('a/' → 'b/c/'), keeping their ids, in one transaction.
-        Rows already below `new_prefix` are dropped first: a folder can only be renamed onto a
-        missing or empty one, so they are stale. Returns how many rows moved."""
+        A row already at a moved row's new name is dropped first (a folder can only be renamed
+        onto a missing or empty one, so it is stale); other rows below `new_prefix` stay (some
+        watchers report the files' moves before their folder's). Returns how many rows moved."""
         if not old_prefix.endswith("/") or not new_prefix.endswith("/"):
             raise ValueError("folder prefixes end with '/'")
         if old_prefix.startswith(new_prefix) or new_prefix.startswith(old_prefix):
@@ -575,7 +577,16 @@ class Catalog:
             old_prefix, new_prefix = to_db(base + old_prefix), to_db(base + new_prefix)  # stored
             # substr, not LIKE: LIKE is case-insensitive on SQLite and needs escaping everywhere.
             tail = func.substr(Photo.rel_path, len(old_prefix) + 1, type_=Text)
-            conn.execute(delete(Photo).where(Photo.root_id == root_id, _under(new_prefix)))
+            src = aliased(Photo)
+            moving = select(func.substr(src.rel_path, len(old_prefix) + 1, type_=Text)).where(
+                src.root_id == root_id, _under(old_prefix, src)
+            )
+            new_tail = func.substr(Photo.rel_path, len(new_prefix) + 1, type_=Text)
+            conn.execute(
+                delete(Photo).where(
+                    Photo.root_id == root_id, _under(new_prefix), new_tail.in_(moving)
+                )
+            )
             q = (
                 update(Photo)
                 .where(Photo.root_id == root_id, _under(old_prefix))
@@ -618,11 +629,11 @@ def _insert_ignore(conn: Connection, table: type, keys: list[str], **values: obj
     return _insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=keys)
 
 
-def _under(prefix: str) -> ColumnElement[bool]:
+def _under(prefix: str, table: Any = Photo) -> ColumnElement[bool]:
     """Rows whose rel_path starts with `prefix` (stored form), exactly and case-sensitively."""
     if not prefix:
         return true()
-    return func.substr(Photo.rel_path, 1, len(prefix)) == prefix
+    return func.substr(table.rel_path, 1, len(prefix)) == prefix
 
 
 def _is_retryable(exc: DBAPIError) -> bool:

@@ -1,0 +1,169 @@
+"""scan's two stages: records first (searchable at once, digest null), then the hash stage; the
+--hash choice and where each digest is stored; the bounded, streamed read pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from photos import make_photo
+from typer.testing import CliRunner
+
+from catalog import ingest
+from catalog.cli import app
+from catalog.ingest import Job, read_files, scan
+from catalog.query import Filter, search
+from catalog.store import Catalog, open_catalog
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    top = tmp_path / "photos"
+    make_photo(top / "2016" / "a.jpg", model="SM-G920F", make="samsung", gps=(48.85, 2.29))
+    make_photo(top / "2016" / "b.jpg", taken="2016:11:11 08:00:00")
+    make_photo(top / "2017" / "c.png", fmt="PNG", make="Apple", model="iPhone 6")
+    (top / "broken.jpg").write_text("this is not a jpeg")
+    return top
+
+
+def digests(catalog: Catalog) -> dict[str, tuple[str | None, str | None]]:
+    return {
+        os.path.basename(r["path"]): (r["sha256"], r["blake2b"]) for r in search(catalog, Filter())
+    }
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_after_scan_every_readable_file_has_its_sha256(
+    catalog: Catalog, folder: Path, workers: int
+) -> None:
+    for i in range(ingest.IN_PROCESS_BELOW):  # enough for the worker processes to hash
+        make_photo(folder / "many" / f"{i}.jpg", model=f"M{i % 3}")
+    scan(catalog, [folder], workers=workers)
+    found = digests(catalog)
+    files = {p.name: p for p in folder.rglob("*") if p.is_file()}
+    assert found == {name: (sha256(path), None) for name, path in files.items()}
+
+
+def test_photos_are_searchable_before_their_hash(
+    catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash stage starts only once every record is stored: what a search sees then."""
+    seen: list[dict[str, Any]] = []
+    real = ingest.hash_place
+
+    def spy(cat: Catalog, *args: Any, **kwargs: Any) -> int:
+        seen.extend(search(cat, Filter()))
+        return real(cat, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "hash_place", spy)
+    scan(catalog, [folder], workers=1)
+    assert len(seen) == 4 and all(r["sha256"] is None for r in seen)
+    assert {r["model"] for r in seen} >= {"SM-G920F", "iPhone 6"}  # the metadata is there
+    assert all(d[0] for d in digests(catalog).values())  # and the digests followed
+
+
+def test_a_file_changed_after_its_record_was_read_keeps_no_stale_digest(
+    catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ingest.hash_place
+
+    def change_then_hash(cat: Catalog, *args: Any, **kwargs: Any) -> int:
+        make_photo(folder / "2016" / "b.jpg", model="Changed Model")
+        os.utime(folder / "2016" / "b.jpg", ns=(1, 1_000_000_000))
+        return real(cat, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "hash_place", change_then_hash)
+    scan(catalog, [folder], workers=1)
+    assert digests(catalog)["b.jpg"] == (None, None)  # the bytes hashed are not the record's
+    monkeypatch.setattr(ingest, "hash_place", real)
+    s = scan(catalog, [folder], workers=1)  # the next scan sees the change, reads and hashes it
+    assert s.updated == 1
+    assert digests(catalog)["b.jpg"] == (sha256(folder / "2016" / "b.jpg"), None)
+
+
+def test_hash_choice_is_stored_under_its_algorithm(catalog: Catalog, folder: Path, db: str) -> None:
+    scan(catalog, [folder], workers=1, hash_with="blake2b")
+    a = folder / "2016" / "a.jpg"
+    blake = hashlib.blake2b(a.read_bytes(), digest_size=32).hexdigest()
+    assert digests(catalog)["a.jpg"] == (None, blake)  # never in the sha256 column
+    # a later SHA-256 scan adds that digest without re-reading any record
+    s = scan(catalog, [folder], workers=1)
+    assert (s.new, s.updated, s.unchanged) == (0, 0, 4)
+    assert digests(catalog)["a.jpg"] == (sha256(a), blake)
+
+
+def test_hash_none_leaves_digests_null_until_a_scan_with_a_hash(
+    catalog: Catalog, folder: Path
+) -> None:
+    scan(catalog, [folder], workers=1, hash_with=None)
+    assert set(digests(catalog).values()) == {(None, None)}
+    scan(catalog, [folder], workers=1)
+    assert all(d[0] for d in digests(catalog).values())
+
+
+def test_cli_hash_option_and_json_keys(folder: Path, db: str) -> None:
+    runner = CliRunner()
+    done = runner.invoke(app, ["scan", str(folder), "--db", db, "-q", "--hash", "blake2b"])
+    assert done.exit_code == 0, done.output
+    out = runner.invoke(app, ["search", "--db", db, "--format", "json", "--model", "SM-G920F"])
+    (row,) = json.loads(out.stdout)
+    data = (folder / "2016" / "a.jpg").read_bytes()
+    assert row["sha256"] is None
+    assert row["blake2b"] == hashlib.blake2b(data, digest_size=32).hexdigest()
+    bad = runner.invoke(app, ["scan", str(folder), "--db", db, "--hash", "md5"])
+    assert bad.exit_code == 2
+
+
+class CountingPool(Executor):
+    """Runs each task when submitted, and counts them: how far ahead read_files submits."""
+
+    _max_workers = 2
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_read_pipeline_keeps_a_bounded_number_of_records_in_flight(tmp_path: Path) -> None:
+    pool = CountingPool()
+    jobs = (Job(str(tmp_path / f"{i}.jpg"), 1, f"{i}.jpg") for i in range(20_000))  # lazy
+    entries = read_files(jobs, pool, sha256=False)
+    first = next(entries)
+    assert first.rel_path == "0.jpg"
+    assert pool.submitted * ingest.CHUNK <= ingest.READ_AHEAD + ingest.CHUNK
+    assert sum(1 for _ in entries) == 19_999  # all of them, in order, in the end
+    assert pool.submitted == 20_000 // ingest.CHUNK + (20_000 % ingest.CHUNK > 0)
+
+
+def test_worker_results_carry_the_tag_listing_serialised(folder: Path) -> None:
+    (entry,) = read_files([Job(str(folder / "2016" / "a.jpg"), 1, "a.jpg")], None, sha256=False)
+    assert entry.record.tags == [] and entry.sha256 is None
+    assert ["IFD0", 0x0110, "Model", "SM-G920F"] in json.loads(entry.tags_json or "")
+
+
+def test_opening_a_catalog_at_head_does_not_import_alembic(db: str) -> None:
+    open_catalog(db).close()
+    code = (
+        "import sys; from catalog.store import open_catalog; "
+        f"open_catalog({db!r}).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.strip() == "False", out.stderr

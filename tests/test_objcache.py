@@ -1,0 +1,76 @@
+"""catalog.objcache (a disk cache of plain data) and the places geocoder loaded through it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog import objcache, places
+
+
+class Node:
+    def __init__(self, name: str, child: Node | None = None) -> None:
+        self.name = name
+        self.values = np.arange(5, dtype=np.uint16)
+        self.child = child
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("PHOTOCAT_CACHE_DIR", str(folder))
+    return folder
+
+
+def test_plain_data_comes_back_equal_and_build_runs_once(cache: Path) -> None:
+    built: list[int] = []
+
+    def build() -> dict[str, object]:
+        built.append(1)
+        return {
+            "floats": np.linspace(0, 1, 7),
+            "blob": b"\x00\xffabc",
+            "items": [1, 2.5, "x", None, True, (3, "y")],
+            "tree": Node("top", Node("leaf")),
+        }
+
+    first = objcache.cached("t", ("k", 1), build, [Node])
+    again = objcache.cached("t", ("k", 1), build, [Node])
+    assert built == [1]
+    assert np.array_equal(again["floats"], first["floats"])
+    assert again["blob"] == b"\x00\xffabc"
+    assert again["items"] == [1, 2.5, "x", None, True, (3, "y")]
+    tree = again["tree"]
+    assert isinstance(tree, Node) and tree.name == "top" and tree.child.name == "leaf"
+    assert tree.child.values.dtype == np.uint16 and tree.child.child is None
+    objcache.cached("t", ("k", 2), build, [Node])  # another key: built again, old file gone
+    assert built == [1, 1] and len(list(cache.glob("t-*.npz"))) == 1
+
+
+def test_what_cannot_be_stored_as_plain_data_is_just_built(cache: Path) -> None:
+    value = objcache.cached("u", ("k",), lambda: {"f": len}, [])
+    assert value == {"f": len} and not list(cache.glob("u-*"))
+
+
+def test_a_damaged_cache_file_is_rebuilt(cache: Path) -> None:
+    objcache.cached("d", ("k",), lambda: [1, 2], [])
+    (path,) = cache.glob("d-*.npz")
+    path.write_bytes(b"not an npz")
+    assert objcache.cached("d", ("k",), lambda: [3], []) == [3]
+    assert objcache.cached("d", ("k",), lambda: [4], []) == [3]  # and stored again
+
+
+def test_cached_geocoder_finds_the_same_places(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(20261125)
+    positions = [(rng.uniform(-60, 70), rng.uniform(-180, 180)) for _ in range(2000)]
+    positions += [(48.8584, 2.2945), (40.4168, -3.7038), (0.0, 0.0)]
+    fresh = places.Geocoder(places.data_path()).nearest(positions)
+    monkeypatch.setattr(places, "_INSTANCE", None)
+    built = places.geocoder()  # builds and stores
+    monkeypatch.setattr(places, "_INSTANCE", None)
+    loaded = places.geocoder()  # reads the stored arrays
+    assert loaded is not built
+    assert built.nearest(positions) == loaded.nearest(positions) == fresh

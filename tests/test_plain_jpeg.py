@@ -1,0 +1,101 @@
+"""catalog.plain_jpeg, extraction's fast path: it must give exactly the record the Pillow path
+gives, for every file it accepts, and hand everything else to Pillow."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from corpus import BROKEN, IMAGES, require_corpus
+from photos import make_photo
+
+from catalog import extract as extract_module
+from catalog import plain_jpeg
+from catalog.extract import extract
+from catalog.record import PhotoRecord
+
+DEMO = Path(__file__).parent / "data" / "demo"
+
+
+def both_paths(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[PhotoRecord, PhotoRecord]:
+    monkeypatch.setattr(extract_module, "FAST_JPEG", True)
+    fast = extract(path)
+    monkeypatch.setattr(extract_module, "FAST_JPEG", False)
+    slow = extract(path)
+    return fast, slow
+
+
+def takes_fast_path(path: Path) -> bool:
+    with open(path, "rb") as fp:
+        return plain_jpeg.read(fp) is not None
+
+
+def _files(*tops: Path) -> Iterator[Path]:
+    for top in tops:
+        yield from sorted(p for p in top.rglob("*") if p.is_file())
+
+
+def test_corpus_records_are_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_corpus()
+    fast_count = 0
+    for path in _files(IMAGES, BROKEN, DEMO):
+        fast, slow = both_paths(path, monkeypatch)
+        assert fast == slow, path.name
+        fast_count += takes_fast_path(path)
+    assert fast_count >= 100  # the corpus's ordinary JPEGs do take the fast path
+
+
+def test_hostile_corpus_files_go_to_pillow() -> None:
+    require_corpus()
+    for name in (
+        "exif_ifd_loop.jpg",
+        "exif_ifd0_offset_outside.jpg",
+        "exif_subifd_offset_outside.jpg",
+    ):
+        assert not takes_fast_path(BROKEN / name), name
+    assert not takes_fast_path(IMAGES / "pillow__Tests__images__frozenpond.mpo")  # MPF: Pillow
+
+
+def test_synthetic_photos_are_the_same_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variants = [
+        {},
+        {"make": None, "model": None, "taken": None},
+        {"gps": (-33.86, 151.2), "altitude": -12.5, "gps_time": ("2016:11:10", (17, 22, 47))},
+        {"offset": "+02:00", "extra": {0x0131: "Software 1.0", 0x013B: "Ann"}},
+        {"extra": {0x0112: 9}},  # orientation out of range: a warning from _fill_fields
+        {"size": (1, 1)},
+    ]
+    for i, kwargs in enumerate(variants):
+        path = make_photo(tmp_path / f"{i}.jpg", **kwargs)  # type: ignore[arg-type]
+        assert takes_fast_path(path), kwargs
+        fast, slow = both_paths(path, monkeypatch)
+        assert fast == slow, kwargs
+
+
+def test_damaged_headers_give_the_same_record_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random damage in the markers and the EXIF block: whatever the fast path accepts must read
+    as Pillow reads it; whatever it refuses, Pillow reads."""
+    source = make_photo(
+        tmp_path / "src.jpg", gps=(48.85, 2.29), altitude=35.0, offset="+01:00", size=(32, 24)
+    ).read_bytes()
+    rng = random.Random(20261125)
+    path = tmp_path / "damaged.jpg"
+    for case in range(300):
+        data = bytearray(source)
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(2, min(len(data), 600))
+            if rng.random() < 0.7:
+                data[pos] = rng.randrange(256)
+            else:
+                del data[pos : pos + rng.randint(1, 12)]
+        if rng.random() < 0.15:
+            data = data[: rng.randrange(2, len(data))]
+        path.write_bytes(bytes(data))
+        fast, slow = both_paths(path, monkeypatch)
+        assert fast == slow, f"case {case}: {bytes(data[:600]).hex()}"
