@@ -212,7 +212,7 @@ def test_read_only_catalog_is_a_clear_error_and_stays_as_it_was(tmp_path: Path) 
         assert "Traceback" not in result.stderr
         assert state(db) == before
     finally:
-        subprocess.run(["umount", str(mounted)], check=False)
+        subprocess.run(["umount", "-l", str(mounted)], check=False)  # lazy: never leave it behind
     assert integrity(str(writable / "catalog.db")) == "ok"
 
 

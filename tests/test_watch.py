@@ -615,3 +615,62 @@ def test_inotify_watch_limit_falls_back_to_polling_with_a_clear_message(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_two_watchers_on_two_machines_fill_one_catalog(db: str, tmp_path: Path) -> None:
+    """Two daemons (two hosts, as on two machines) write into one catalog at the same time:
+    the catalog ends as the union of both folders, nothing lost, nothing duplicated."""
+    folders = {host: tmp_path / host / "photos" for host in ("alpha", "beta")}
+    for host, top in folders.items():
+        make_photo(top / f"{host}-keep.jpg", model=f"Keep {host}")
+    procs = []
+    for host, top in folders.items():
+        cmd = [sys.executable, "-m", "catalog.cli", "watch", str(top), "--db", str(db)]
+        env = {**os.environ, "PHOTOCAT_HOST": host}
+        with open(tmp_path / f"{host}.log", "ab") as err:
+            procs.append(
+                subprocess.Popen(
+                    [*cmd, "--settle", str(SETTLE)],
+                    cwd=REPO,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
+            )
+    try:
+        for host in folders:
+            wait_until(lambda h=host: "ready" in (tmp_path / f"{h}.log").read_text(), timeout=60)
+
+        def burst(host: str) -> None:
+            for i in range(60):
+                make_photo(
+                    folders[host] / f"{i % 3}" / f"{host}-{i:03}.jpg", model=f"{host} {i % 4}"
+                )
+
+        threads = [threading.Thread(target=burst, args=(h,)) for h in folders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        want = {
+            (host, p.relative_to(top).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+            for host, top in folders.items()
+            for p in top.rglob("*.jpg")
+        }
+
+        def catalog_now() -> set[tuple[str, str, str]]:
+            got = read(
+                db,
+                "SELECT r.host, p.rel_path, p.sha256 FROM photos p"
+                " JOIN roots r ON r.id = p.root_id",
+            )
+            assert len(got) == len({(g["host"], g["rel_path"]) for g in got}), "duplicate rows"
+            return {(g["host"], g["rel_path"], g["sha256"]) for g in got}
+
+        wait_until(lambda: catalog_now() == want, timeout=90)
+        assert len(want) == 122
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            assert p.wait(60) == 0
