@@ -353,26 +353,8 @@ class Catalog:
 
     def upsert(self, entries: Sequence[FileEntry]) -> None:
         """Insert or replace the given files' rows (photo, GPS, tags) in one transaction."""
-        if not entries:
-            return
-        stamp = now()
-        # One lock order for every writer: two writers upserting overlapping batches then queue
-        # on the first shared row instead of deadlocking (PostgreSQL row locks).
-        ordered = sorted(entries, key=lambda e: (e.root_id, e.rel_path))
-        for attempt in range(5):
-            try:
-                with self.writing() as conn:
-                    self._upsert(conn, ordered, stamp)
-                return
-            except DBAPIError as exc:
-                self._devices.clear()  # ids cached inside a rolled-back transaction may not exist
-                self._places.clear()
-                if not _is_retryable(exc) or attempt == 4:
-                    raise CatalogError(f"cannot write to the catalog: {_reason(exc)}") from exc
-            except Exception:
-                self._devices.clear()
-                self._places.clear()
-                raise
+        if entries:
+            self.write_batch(entries)
 
     def _upsert(self, conn: Connection, entries: Sequence[FileEntry], stamp: datetime) -> None:
         live = {rid: self._live(conn, rid) for rid in {e.root_id for e in entries}}
@@ -518,6 +500,8 @@ class Catalog:
         """Upsert `entries` and delete the `gone` rows ({root_id: rel_paths}) in ONE transaction,
         so a reader sees the whole batch or none of it. Returns how many rows were deleted.
         Same rules as upsert/remove: one lock order, retried on deadlock, folded roots mapped."""
+        # One lock order for every writer: two writers upserting overlapping batches then queue
+        # on the first shared row instead of deadlocking (PostgreSQL row locks).
         ordered = sorted(entries, key=lambda e: (e.root_id, e.rel_path))
         stamp = now()
         for attempt in range(5):
