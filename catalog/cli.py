@@ -301,7 +301,10 @@ def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
 
 @app.command()
 def watch(
-    folders: Annotated[list[Path], typer.Argument(help="Folders to follow (recursively).")],
+    folders: Annotated[
+        # as scan: photocat itself reports an unreadable folder (exit 1, escaped name)
+        list[Path], typer.Argument(help="Folders to follow (recursively).", readable=False)
+    ],
     db: DbOption = None,
     poll: Annotated[
         float | None,

@@ -238,3 +238,9 @@ def test_readme_demo(db: str) -> None:
     got = run("search", "--from", "2016-11-01", "--to", "2016-11-30", "-f", "json", "--db", db)[1]
     assert names(got) == {"paris.jpg", "lyon.jpg"}
     assert names(run("search", "--errors", "-f", "json", "--db", db)[1]) == {"broken.jpg"}
+
+
+def test_watch_of_a_missing_folder_fails_like_scan(tmp_path: Path, db: str) -> None:
+    code, _, err = run("watch", tmp_path / "nowhere\x1b[31m", "--db", db)
+    assert code == 1
+    assert "does not exist" in err and "\x1b" not in err
