@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
-from catalog.store import Catalog, CatalogError, FileEntry, tags_json, this_host
+from catalog.store import Catalog, CatalogError, FileEntry, tags_json
 
 IMAGE_EXTENSIONS = frozenset(
     [
@@ -294,14 +294,7 @@ def resolve_place(catalog: Catalog, folder: str | os.PathLike[str]) -> Place:
     """Find the root a folder belongs to (an existing root that contains it), or make one."""
     path = os.path.abspath(os.fspath(folder))
     check_folder(path)
-    for root_id, root_path in catalog.roots(host=this_host()):
-        if path == root_path or path.startswith(root_path.rstrip(os.sep) + os.sep):
-            rel = os.path.relpath(path, root_path)
-            return Place(root_id, root_path, "" if rel == "." else rel.replace(os.sep, "/") + "/")
-    root_id = catalog.root_id(path)
-    assert root_id is not None
-    catalog.adopt_subroots(root_id, path)
-    return Place(root_id, path, "")
+    return Place(*catalog.claim_root(path))
 
 
 def check_folder(path: str) -> None:

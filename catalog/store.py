@@ -281,7 +281,7 @@ class Catalog:
 
     def _live(self, conn: Connection, root_id: int) -> tuple[int, str]:
         """(root id, prefix) to write under. A root another process folded into a parent root
-        (adopt_subroots) while this one still held its id maps to the parent, so a concurrent
+        (claim_root) while this one still held its id maps to the parent, so a concurrent
         writer neither fails on the vanished root nor duplicates the parent's rows."""
         if conn.execute(select(Root.id).where(Root.id == root_id)).first() is not None:
             return root_id, ""
@@ -400,23 +400,44 @@ class Catalog:
                 removed += conn.execute(q).rowcount
         return removed
 
-    def adopt_subroots(self, root_id: int, path: str) -> None:
-        """Fold roots that lie inside a new root into it, so no file is catalogued twice."""
-        for sub_id, sub_path in self.roots(host=self.host_of(root_id)):
-            if sub_id == root_id or not sub_path.startswith(path.rstrip(os.sep) + os.sep):
-                continue
-            prefix = sub_path[len(path.rstrip(os.sep)) + 1 :].replace(os.sep, "/") + "/"
-            with self.writing() as conn:
-                conn.execute(
-                    update(Photo)
-                    .where(Photo.root_id == sub_id)
-                    .values(root_id=root_id, rel_path=literal(to_db(prefix)) + Photo.rel_path)
-                )
-                conn.execute(delete(Root).where(Root.id == sub_id))
+    def claim_root(self, path: str, host: str | None = None) -> tuple[int, str, str]:
+        """(root id, root path, prefix) for a folder: the existing root that holds it, or a new
+        root that folds in the roots inside it. One write transaction, serialised against other
+        claims, so two scans of a folder and its parent at once never make overlapping roots."""
+        host = host or this_host()
+        with self.writing() as conn:
+            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
+                conn.execute(text("SELECT pg_advisory_xact_lock(7306540)"))
+            rows = conn.execute(select(Root.id, Root.path).where(Root.host == host)).all()
+            known = sorted((from_db(r.path), r.id) for r in rows)
+            for root_path, root_id in known:
+                if path == root_path or path.startswith(root_path.rstrip(os.sep) + os.sep):
+                    self._root_paths[root_id] = (host, root_path)
+                    rel = os.path.relpath(path, root_path)
+                    prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+                    return root_id, root_path, prefix
+            conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=to_db(path)))
+            q = select(Root.id).where(Root.host == host, Root.path == to_db(path))
+            root_id = conn.execute(q).scalar_one()
+            self._root_paths[root_id] = (host, path)
+            self._adopt(conn, root_id, path, known)
+        return root_id, path, ""
 
-    def host_of(self, root_id: int) -> str:
-        with self.engine.connect() as conn:
-            return conn.execute(select(Root.host).where(Root.id == root_id)).scalar_one()
+    def _adopt(
+        self, conn: Connection, root_id: int, path: str, known: list[tuple[str, int]]
+    ) -> None:
+        """Fold roots that lie inside a new root into it, so no file is catalogued twice."""
+        base = path.rstrip(os.sep) + os.sep
+        for sub_path, sub_id in known:
+            if sub_id == root_id or not sub_path.startswith(base):
+                continue
+            prefix = sub_path[len(base) :].replace(os.sep, "/") + "/"
+            conn.execute(
+                update(Photo)
+                .where(Photo.root_id == sub_id)
+                .values(root_id=root_id, rel_path=literal(to_db(prefix)) + Photo.rel_path)
+            )
+            conn.execute(delete(Root).where(Root.id == sub_id))
 
     # digests (the hash stage of scan, catalog.ingest.hash_place) ----------------------------
     def count_undigested(self, root_id: int, prefix: str, algorithm: str) -> int:

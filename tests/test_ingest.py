@@ -13,9 +13,9 @@ from corpus import broken_expected
 from photos import make_photo
 from sqlalchemy import text
 
-from catalog.ingest import RootError, is_candidate, scan
+from catalog.ingest import RootError, is_candidate, resolve_place, scan
 from catalog.query import Filter, search
-from catalog.store import Catalog
+from catalog.store import Catalog, open_catalog
 
 OPENED: list[str] = []
 _WATCHING: list[str] = []
@@ -207,3 +207,44 @@ def test_broken_corpus_scan_finishes_and_counts_failures(broken_db: Scanned) -> 
     for name, e in expected.items():
         if e["expect"].startswith("full metadata"):
             assert rows[name]["error"] is None, name
+
+
+def test_a_folder_and_its_parent_claimed_at_once_make_one_root(db: str, tmp_path: Path) -> None:
+    """Two scans start together, one on a folder and one on a folder inside it: whichever order
+    their claims land in, the catalog ends with one root (an overlap would catalogue each
+    file twice). Each round races two separate connections from two threads."""
+    import threading
+
+    catalogs = [open_catalog(db), open_catalog(db)]
+    try:
+        for round_ in range(25):
+            top = str(tmp_path / f"race{round_}")
+            os.makedirs(top + "/2016")
+            barrier = threading.Barrier(2)
+            results: list[tuple[int, str, str]] = []
+
+            def claim(
+                catalog: Catalog,
+                folder: str,
+                barrier: threading.Barrier = barrier,
+                results: list[tuple[int, str, str]] = results,
+            ) -> None:
+                barrier.wait()
+                place = resolve_place(catalog, folder)
+                results.append((place.root_id, place.root_path, place.prefix))
+
+            threads = [
+                threading.Thread(target=claim, args=(catalogs[0], top)),
+                threading.Thread(target=claim, args=(catalogs[1], top + "/2016")),
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            roots = [r for r in catalogs[0].roots() if r[1].startswith(top + "/") or r[1] == top]
+            assert [r[1] for r in roots] == [top], f"round {round_}: {roots}"
+            prefixes = sorted(prefix for _, _, prefix in results)
+            assert prefixes in (["", "2016/"], ["", ""]), results
+    finally:
+        for c in catalogs:
+            c.close()

@@ -90,6 +90,24 @@ def test_roots_are_per_host(catalog: Catalog) -> None:
     assert catalog.root_id("/photos", host="alpha") == a
 
 
+def test_a_folder_inside_a_root_is_claimed_as_that_root_with_a_prefix(catalog: Catalog) -> None:
+    root, path, prefix = catalog.claim_root("/photos", host="alpha")
+    assert (path, prefix) == ("/photos", "")
+    assert catalog.claim_root("/photos/2016/11", host="alpha") == (root, "/photos", "2016/11/")
+    assert catalog.claim_root("/photos2", host="alpha")[0] != root  # a sibling, not a child
+    assert catalog.claim_root("/photos/2016", host="beta")[1:] == ("/photos/2016", "")
+
+
+def test_claiming_a_parent_folds_the_roots_inside_it(catalog: Catalog) -> None:
+    inner, _, _ = catalog.claim_root("/photos/2016", host="alpha")
+    catalog.upsert([entry(inner, "a.jpg", make="X")])
+    outer, _, prefix = catalog.claim_root("/photos", host="alpha")
+    assert prefix == "" and outer != inner
+    assert catalog.roots(host="alpha") == [(outer, "/photos")]
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(Photo.root_id, Photo.rel_path)).all() == [(outer, "2016/a.jpg")]
+
+
 def test_removing_a_photo_removes_its_gps_and_tags(catalog: Catalog) -> None:
     root = catalog.root_id("/photos")
     assert root is not None
