@@ -351,11 +351,10 @@ def watch(
     Example: photocat watch ~/Pictures
     """
     from catalog.store import CatalogError
-    from catalog.watch import Watcher, setup_logging
+    from catalog.watch import Watcher, daemon_logging
 
-    setup_logging(-1 if quiet else verbose)
     catalog = open_db(db, create=True)
-    with catalog:
+    with catalog, daemon_logging(-1 if quiet else verbose):
         try:  # a missing folder (RootError) or an unusable catalog: exit 1 with the reason
             Watcher(
                 catalog, folders, poll=poll, reconcile=reconcile, settle=settle, workers=workers

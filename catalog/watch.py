@@ -31,9 +31,10 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -804,18 +805,27 @@ class InertFormatter(logging.Formatter):
         return "\n".join(inert(line) for line in super().formatException(ei).splitlines())
 
 
-def setup_logging(verbosity: int = 0, stream: Any = None) -> None:
-    """stderr logging for the daemon: -1 quiet (warnings), 0 each file, 1 events, 2 watchdog."""
+@contextmanager
+def daemon_logging(verbosity: int = 0, stream: Any = None) -> Iterator[None]:
+    """stderr logging for the daemon: -1 quiet (warnings), 0 each file, 1 events, 2 watchdog.
+    Undone on exit, so a stream closed after the daemon (a test runner's) is never written to."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("photocat")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
-    watchdog_log = logging.getLogger("watchdog")
-    watchdog_log.handlers[:] = [handler]
-    watchdog_log.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
-    watchdog_log.propagate = False
-    # watchdog warns when a new folder is watched twice in a race; harmless, noisy in a log
-    warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog")
+    loggers = [logging.getLogger("photocat"), logging.getLogger("watchdog")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    levels = (level, logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    for lg, lv in zip(loggers, levels, strict=True):
+        lg.handlers[:] = [handler]
+        lg.setLevel(lv)
+        lg.propagate = False
+    try:
+        with warnings.catch_warnings():
+            # watchdog warns when a new folder is watched twice in a race; harmless, noisy
+            warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog")
+            yield
+    finally:
+        for lg, (handlers, lv, propagate) in zip(loggers, saved, strict=True):
+            lg.handlers[:] = handlers
+            lg.setLevel(lv)
+            lg.propagate = propagate

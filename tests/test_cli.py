@@ -244,3 +244,11 @@ def test_watch_of_a_missing_folder_fails_like_scan(tmp_path: Path, db: str) -> N
     code, _, err = run("watch", tmp_path / "nowhere\x1b[31m", "--db", db)
     assert code == 1
     assert "does not exist" in err and "\x1b" not in err
+    # The daemon's log handler goes with it: a later log line must not reach the closed stderr.
+    import logging
+
+    for name in ("photocat", "watchdog"):
+        assert not any(
+            isinstance(h, logging.StreamHandler) for h in logging.getLogger(name).handlers
+        ), name
+        assert logging.getLogger(name).propagate
