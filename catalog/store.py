@@ -22,6 +22,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Table,
     Text,
     bindparam,
     create_engine,
@@ -36,11 +37,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import aliased
 
 from catalog import places
-from catalog.models import Device, GpsPosition, Photo, RawTags, Root
-from catalog.models import Place as PlaceRow
+from catalog import tables as t
 from catalog.paths import from_db, to_db
 from catalog.record import PhotoRecord
 from catalog.urls import database_url
@@ -258,22 +257,24 @@ class Catalog:
     def root_id(self, path: str, host: str | None = None, create: bool = True) -> int | None:
         host = host or this_host()
         # Paths go through catalog.paths wherever they meet SQL (names need not be UTF-8).
-        q = select(Root.id).where(Root.host == host, Root.path == to_db(path))
+        q = select(t.roots.c.id).where(t.roots.c.host == host, t.roots.c.path == to_db(path))
         with self.engine.connect() as conn:
             found = conn.execute(q).scalar()
         if found is None and create:
             with self.writing() as conn:
                 stored = to_db(path)
-                conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=stored))
+                conn.execute(
+                    _insert_ignore(conn, t.roots, ["host", "path"], host=host, path=stored)
+                )
                 found = conn.execute(q).scalar_one()
         if found is not None:
             self._root_paths[found] = (host, path)
         return found
 
     def roots(self, host: str | None = None) -> list[tuple[int, str]]:
-        q = select(Root.id, Root.host, Root.path).order_by(Root.path)
+        q = select(t.roots.c.id, t.roots.c.host, t.roots.c.path).order_by(t.roots.c.path)
         if host is not None:
-            q = q.where(Root.host == host)
+            q = q.where(t.roots.c.host == host)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         self._root_paths.update({r.id: (r.host, from_db(r.path)) for r in rows})
@@ -283,11 +284,11 @@ class Catalog:
         """(root id, prefix) to write under. A root another process folded into a parent root
         (claim_root) while this one still held its id maps to the parent, so a concurrent
         writer neither fails on the vanished root nor duplicates the parent's rows."""
-        if conn.execute(select(Root.id).where(Root.id == root_id)).first() is not None:
+        if conn.execute(select(t.roots.c.id).where(t.roots.c.id == root_id)).first() is not None:
             return root_id, ""
         host, path = self._root_paths.get(root_id, ("", ""))
         for parent_id, parent_path in conn.execute(
-            select(Root.id, Root.path).where(Root.host == host)
+            select(t.roots.c.id, t.roots.c.path).where(t.roots.c.host == host)
         ).all():
             base = from_db(parent_path).rstrip(os.sep) + os.sep
             if path.startswith(base):
@@ -296,12 +297,12 @@ class Catalog:
 
     def mark_scanned(self, root_id: int) -> None:
         with self.writing() as conn:
-            conn.execute(update(Root).where(Root.id == root_id).values(last_scan_at=now()))
+            conn.execute(update(t.roots).where(t.roots.c.id == root_id).values(last_scan_at=now()))
 
     def file_states(self, root_id: int) -> dict[str, StoredState]:
         """What the catalog knows of each file under a root: enough to skip unchanged files."""
-        q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
-            Photo.root_id == root_id
+        q = select(t.photos.c.rel_path, t.photos.c.id, t.photos.c.size, t.photos.c.mtime_ns).where(
+            t.photos.c.root_id == root_id
         )
         with self.engine.connect() as conn:
             return {from_db(r[0]): StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
@@ -313,11 +314,13 @@ class Catalog:
         key = (make or "", model or "")
         found = self._devices.get(key)
         if found is None:
-            q = select(Device.id).where(Device.make == key[0], Device.model == key[1])
+            q = select(t.devices.c.id).where(
+                t.devices.c.make == key[0], t.devices.c.model == key[1]
+            )
             found = conn.execute(q).scalar()
             if found is None:
                 conn.execute(
-                    _insert_ignore(conn, Device, ["make", "model"], make=key[0], model=key[1])
+                    _insert_ignore(conn, t.devices, ["make", "model"], make=key[0], model=key[1])
                 )
                 found = conn.execute(q).scalar_one()
             self._devices[key] = found
@@ -339,11 +342,11 @@ class Catalog:
             part = new[chunk : chunk + 500]
             keys = ["country_code", "country", "region", "city"]
             rows = [dict(zip(keys, _place_key(p), strict=True)) for p in part]
-            conn.execute(_insert(conn, PlaceRow).on_conflict_do_nothing(index_elements=keys), rows)
+            conn.execute(_insert(conn, t.places).on_conflict_do_nothing(index_elements=keys), rows)
             wanted = {_place_key(p): p for p in part}
-            q = select(PlaceRow.id, *(PlaceRow.__table__.c[k] for k in keys)).where(
-                PlaceRow.country_code.in_({p.country_code for p in part}),
-                PlaceRow.city.in_({p.city for p in part}),
+            q = select(t.places.c.id, *(t.places.c[k] for k in keys)).where(
+                t.places.c.country_code.in_({p.country_code for p in part}),
+                t.places.c.city.in_({p.city for p in part}),
             )
             for row in conn.execute(q):
                 place = wanted.get(tuple(row[1:]))
@@ -368,7 +371,7 @@ class Catalog:
             | {"place_id": place_id}
             for e, place_id in zip(entries, self._place_ids(conn, entries), strict=True)
         ]
-        ins = _insert(conn, Photo)
+        ins = _insert(conn, t.photos)
         updatable = {
             c: ins.excluded[c] for c in rows[0] if c not in ("root_id", "rel_path", "first_seen")
         }
@@ -377,17 +380,17 @@ class Catalog:
         # SQLAlchemy run one statement per row on SQLite (3x slower for the whole batch).
         conn.execute(stmt, rows)
         ids = _photo_ids(conn, rows)
-        conn.execute(delete(GpsPosition).where(GpsPosition.photo_id.in_(ids)))
-        conn.execute(delete(RawTags).where(RawTags.photo_id.in_(ids)))
+        conn.execute(delete(t.gps_positions).where(t.gps_positions.c.photo_id.in_(ids)))
+        conn.execute(delete(t.raw_tags).where(t.raw_tags.c.photo_id.in_(ids)))
         gps = [_gps_row(pid, e.record) for pid, e in zip(ids, entries, strict=True)]
         gps = [g for g in gps if g is not None]
         if gps:
-            conn.execute(_insert(conn, GpsPosition), gps)
+            conn.execute(_insert(conn, t.gps_positions), gps)
         tags = [
             {"photo_id": pid, "tags": tags_json(e.record) if e.tags_json is None else e.tags_json}
             for pid, e in zip(ids, entries, strict=True)
         ]
-        conn.execute(_insert(conn, RawTags), tags)
+        conn.execute(_insert(conn, t.raw_tags), tags)
 
     def remove(self, root_id: int, rel_paths: Iterable[str]) -> int:
         """Forget files that are gone. Returns how many rows went."""
@@ -396,7 +399,9 @@ class Catalog:
         with self.writing() as conn:
             live_id, prefix = self._live(conn, root_id)
             for chunk in _chunks([to_db(prefix + p) for p in paths], 500):
-                q = delete(Photo).where(Photo.root_id == live_id, Photo.rel_path.in_(chunk))
+                q = delete(t.photos).where(
+                    t.photos.c.root_id == live_id, t.photos.c.rel_path.in_(chunk)
+                )
                 removed += conn.execute(q).rowcount
         return removed
 
@@ -408,7 +413,9 @@ class Catalog:
         with self.writing() as conn:
             if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
                 conn.execute(text("SELECT pg_advisory_xact_lock(7306540)"))
-            rows = conn.execute(select(Root.id, Root.path).where(Root.host == host)).all()
+            rows = conn.execute(
+                select(t.roots.c.id, t.roots.c.path).where(t.roots.c.host == host)
+            ).all()
             known = sorted((from_db(r.path), r.id) for r in rows)
             for root_path, root_id in known:
                 if path == root_path or path.startswith(root_path.rstrip(os.sep) + os.sep):
@@ -416,8 +423,10 @@ class Catalog:
                     rel = os.path.relpath(path, root_path)
                     prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
                     return root_id, root_path, prefix
-            conn.execute(_insert_ignore(conn, Root, ["host", "path"], host=host, path=to_db(path)))
-            q = select(Root.id).where(Root.host == host, Root.path == to_db(path))
+            conn.execute(
+                _insert_ignore(conn, t.roots, ["host", "path"], host=host, path=to_db(path))
+            )
+            q = select(t.roots.c.id).where(t.roots.c.host == host, t.roots.c.path == to_db(path))
             root_id = conn.execute(q).scalar_one()
             self._root_paths[root_id] = (host, path)
             self._adopt(conn, root_id, path, known)
@@ -433,18 +442,18 @@ class Catalog:
                 continue
             prefix = sub_path[len(base) :].replace(os.sep, "/") + "/"
             conn.execute(
-                update(Photo)
-                .where(Photo.root_id == sub_id)
-                .values(root_id=root_id, rel_path=literal(to_db(prefix)) + Photo.rel_path)
+                update(t.photos)
+                .where(t.photos.c.root_id == sub_id)
+                .values(root_id=root_id, rel_path=literal(to_db(prefix)) + t.photos.c.rel_path)
             )
-            conn.execute(delete(Root).where(Root.id == sub_id))
+            conn.execute(delete(t.roots).where(t.roots.c.id == sub_id))
 
     # digests (the hash stage of scan, catalog.ingest.hash_place) ----------------------------
     def count_undigested(self, root_id: int, prefix: str, algorithm: str) -> int:
         """How many rows under a root's folder ('' for all) have no `algorithm` digest."""
         column = _digest_column(algorithm)
         q = select(func.count()).where(
-            Photo.root_id == root_id, column.is_(None), _under(to_db(prefix))
+            t.photos.c.root_id == root_id, column.is_(None), _under(to_db(prefix))
         )
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
@@ -456,14 +465,14 @@ class Catalog:
         by id above `after_id` (pages through a large catalog in little memory)."""
         column = _digest_column(algorithm)
         q = (
-            select(Photo.id, Photo.rel_path, Photo.size, Photo.mtime_ns)
+            select(t.photos.c.id, t.photos.c.rel_path, t.photos.c.size, t.photos.c.mtime_ns)
             .where(
-                Photo.root_id == root_id,
+                t.photos.c.root_id == root_id,
                 column.is_(None),
-                Photo.id > after_id,
+                t.photos.c.id > after_id,
                 _under(to_db(prefix)),
             )
-            .order_by(Photo.id)
+            .order_by(t.photos.c.id)
             .limit(limit)
         )
         with self.engine.connect() as conn:
@@ -477,11 +486,11 @@ class Catalog:
             return 0
         column = _digest_column(algorithm)
         stmt = (
-            update(Photo)
+            update(t.photos)
             .where(
-                Photo.id == bindparam("d_id"),
-                Photo.size == bindparam("d_size"),
-                Photo.mtime_ns == bindparam("d_mtime"),
+                t.photos.c.id == bindparam("d_id"),
+                t.photos.c.size == bindparam("d_size"),
+                t.photos.c.mtime_ns == bindparam("d_mtime"),
             )
             .values({column.key: bindparam("d_digest")})
         )
@@ -499,9 +508,9 @@ class Catalog:
         found: dict[str, StoredState] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks([to_db(p) for p in rel_paths], 500):
-                q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
-                    Photo.root_id == root_id, Photo.rel_path.in_(chunk)
-                )
+                q = select(
+                    t.photos.c.rel_path, t.photos.c.id, t.photos.c.size, t.photos.c.mtime_ns
+                ).where(t.photos.c.root_id == root_id, t.photos.c.rel_path.in_(chunk))
                 found.update(
                     (from_db(r[0]), StoredState(r[1], r[2], r[3])) for r in conn.execute(q)
                 )
@@ -509,8 +518,8 @@ class Catalog:
 
     def states_under(self, root_id: int, prefix: str) -> dict[str, StoredState]:
         """Stored state of the files below a folder ('a/b/'; '' for the whole root)."""
-        q = select(Photo.rel_path, Photo.id, Photo.size, Photo.mtime_ns).where(
-            Photo.root_id == root_id, _under(to_db(prefix))
+        q = select(t.photos.c.rel_path, t.photos.c.id, t.photos.c.size, t.photos.c.mtime_ns).where(
+            t.photos.c.root_id == root_id, _under(to_db(prefix))
         )
         with self.engine.connect() as conn:
             return {from_db(r[0]): StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
@@ -534,8 +543,8 @@ class Catalog:
                     for root_id, paths in sorted((gone or {}).items()):
                         live_id, base = self._live(conn, root_id)
                         for chunk in _chunks(sorted(to_db(base + p) for p in paths), 500):
-                            q = delete(Photo).where(
-                                Photo.root_id == live_id, Photo.rel_path.in_(chunk)
+                            q = delete(t.photos).where(
+                                t.photos.c.root_id == live_id, t.photos.c.rel_path.in_(chunk)
                             )
                             removed += conn.execute(q).rowcount
                 return removed
@@ -560,12 +569,18 @@ class Catalog:
             root_id, base = self._live(conn, root_id)
             old_rel, new_rel = to_db(base + old_rel), to_db(base + new_rel)
             photo_id = conn.execute(
-                select(Photo.id).where(Photo.root_id == root_id, Photo.rel_path == old_rel)
+                select(t.photos.c.id).where(
+                    t.photos.c.root_id == root_id, t.photos.c.rel_path == old_rel
+                )
             ).scalar()
             if photo_id is None:
                 return False
-            conn.execute(delete(Photo).where(Photo.root_id == root_id, Photo.rel_path == new_rel))
-            conn.execute(update(Photo).where(Photo.id == photo_id).values(rel_path=new_rel))
+            conn.execute(
+                delete(t.photos).where(
+                    t.photos.c.root_id == root_id, t.photos.c.rel_path == new_rel
+                )
+            )
+            conn.execute(update(t.photos).where(t.photos.c.id == photo_id).values(rel_path=new_rel))
         return True
 
     def move_folder(self, root_id: int, old_prefix: str, new_prefix: str) -> int:
@@ -581,20 +596,20 @@ class Catalog:
             root_id, base = self._live(conn, root_id)
             old_prefix, new_prefix = to_db(base + old_prefix), to_db(base + new_prefix)  # stored
             # substr, not LIKE: LIKE is case-insensitive on SQLite and needs escaping everywhere.
-            tail = func.substr(Photo.rel_path, len(old_prefix) + 1, type_=Text)
-            src = aliased(Photo)
-            moving = select(func.substr(src.rel_path, len(old_prefix) + 1, type_=Text)).where(
-                src.root_id == root_id, _under(old_prefix, src)
+            tail = func.substr(t.photos.c.rel_path, len(old_prefix) + 1, type_=Text)
+            src = t.photos.alias()
+            moving = select(func.substr(src.c.rel_path, len(old_prefix) + 1, type_=Text)).where(
+                src.c.root_id == root_id, _under(old_prefix, src)
             )
-            new_tail = func.substr(Photo.rel_path, len(new_prefix) + 1, type_=Text)
+            new_tail = func.substr(t.photos.c.rel_path, len(new_prefix) + 1, type_=Text)
             conn.execute(
-                delete(Photo).where(
-                    Photo.root_id == root_id, _under(new_prefix), new_tail.in_(moving)
+                delete(t.photos).where(
+                    t.photos.c.root_id == root_id, _under(new_prefix), new_tail.in_(moving)
                 )
             )
             q = (
-                update(Photo)
-                .where(Photo.root_id == root_id, _under(old_prefix))
+                update(t.photos)
+                .where(t.photos.c.root_id == root_id, _under(old_prefix))
                 .values(rel_path=literal(new_prefix, Text) + tail)
             )
             return conn.execute(q).rowcount
@@ -622,7 +637,7 @@ def open_catalog(db: str | os.PathLike[str] | None = None, *, create: bool = Tru
 
 
 # helpers ---------------------------------------------------------------------------------
-def _insert(conn: Connection, table: type) -> Any:
+def _insert(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -630,15 +645,15 @@ def _insert(conn: Connection, table: type) -> Any:
     return insert(table)
 
 
-def _insert_ignore(conn: Connection, table: type, keys: list[str], **values: object) -> Any:
+def _insert_ignore(conn: Connection, table: Table, keys: list[str], **values: object) -> Any:
     return _insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=keys)
 
 
-def _under(prefix: str, table: Any = Photo) -> ColumnElement[bool]:
+def _under(prefix: str, table: Any = t.photos) -> ColumnElement[bool]:
     """Rows whose rel_path starts with `prefix` (stored form), exactly and case-sensitively."""
     if not prefix:
         return true()
-    return func.substr(table.rel_path, 1, len(prefix)) == prefix
+    return func.substr(table.c.rel_path, 1, len(prefix)) == prefix
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -719,9 +734,9 @@ def _digest_column(algorithm: str) -> Any:
     """The photos column holding digests by `algorithm`: each algorithm has its own column, so
     a digest is never taken for another algorithm's."""
     if algorithm == "sha256":
-        return Photo.sha256
+        return t.photos.c.sha256
     if algorithm == "blake2b":
-        return Photo.blake2b
+        return t.photos.c.blake2b
     raise ValueError(f"no digest column for {algorithm!r}")
 
 
@@ -733,8 +748,8 @@ def _photo_ids(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]
     found: dict[tuple[Any, str], int] = {}
     for root_id, rels in by_root.items():
         for chunk in _chunks(rels, 500):
-            q = select(Photo.rel_path, Photo.id).where(
-                Photo.root_id == root_id, Photo.rel_path.in_(chunk)
+            q = select(t.photos.c.rel_path, t.photos.c.id).where(
+                t.photos.c.root_id == root_id, t.photos.c.rel_path.in_(chunk)
             )
             found.update(((root_id, rel), photo_id) for rel, photo_id in conn.execute(q))
     return [found[(row["root_id"], row["rel_path"])] for row in rows]  # type: ignore[index]

@@ -6,11 +6,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from catalog.models import Base
+from catalog.tables import metadata
 from catalog.urls import database_url
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_with(connection: Connection) -> None:
