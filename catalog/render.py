@@ -22,6 +22,7 @@ CONTROL = re.compile(
 SURROGATE = re.compile(r"[\ud800-\udfff]")  # a byte of a non-UTF-8 file name, or junk
 # Valid in JSON strings as they are, but a terminal may act on them: written as \uXXXX escapes.
 JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+JSON_UNSAFE_OR_SURROGATE = re.compile(JSON_UNSAFE.pattern[:-1] + r"\ud800-\udfff]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
@@ -38,7 +39,8 @@ def inert(value: object) -> str:
     """Text safe for a terminal: control characters (ESC, BEL, CR, bidi overrides...) shown as
     \\xNN / \\uNNNN escapes instead of being sent to the terminal."""
     text = "" if value is None else str(value)
-
+    if text.isascii() and text.isprintable():  # the common case, checked in C
+        return text
     return CONTROL.sub(_escape, text)
 
 
@@ -53,6 +55,8 @@ def valid(value: Any) -> Any:
     """Value with every string made valid Unicode (nested in dicts and lists too): a lone
     surrogate, i.e. a file-name byte that is not UTF-8, becomes \\xNN as `inert` shows it."""
     if isinstance(value, str):
+        if value.isascii():
+            return value
         return SURROGATE.sub(_escape, value) if SURROGATE.search(value) else value
     if isinstance(value, dict):
         return {k: valid(v) for k, v in value.items()}
@@ -64,15 +68,27 @@ def valid(value: Any) -> Any:
 def dumps(value: Any, indent: int | None = None) -> str:
     """JSON that is valid whatever the strings hold, and inert on a terminal (C1 controls and
     bidi overrides escaped as \\uXXXX; JSON itself escapes the C0 controls)."""
-    text = json.dumps(valid(value), ensure_ascii=False, indent=indent)
-    return JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    if text.isascii() and "\x7f" not in text:  # JSON escapes the other ASCII controls
+        return text
+    # json.dumps passes lone surrogates through as they are: each becomes what `valid` makes
+    # of it, its backslash escaped for JSON (the same text as dumping valid(value), faster).
+    return JSON_UNSAFE_OR_SURROGATE.sub(_json_escape, text)
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    c = m.group()
+    if "\ud800" <= c <= "\udfff":
+        return _escape(m).replace("\\", "\\\\")
+    return f"\\u{ord(c):04x}"
 
 
 def csv_cell(value: object) -> object:
     """Neutralise a text cell a spreadsheet would run as a formula (OWASP: prefix a quote)."""
-    value = valid(value)
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        value = valid(value)
+        if value.startswith(FORMULA_START):
+            return "'" + value
     return value
 
 

@@ -98,3 +98,28 @@ def test_empty_json_is_an_empty_list() -> None:
     out = io.StringIO()
     render([], OutputFormat.json, out, keys=KEYS)
     assert json.loads(out.getvalue()) == []
+
+
+def test_any_string_renders_as_valid_inert_json_csv_and_text() -> None:
+    """Random strings over controls, C1, bidi, surrogates (non-UTF-8 name bytes) and plain
+    text: every output is valid UTF-8 with nothing a terminal or spreadsheet would act on."""
+    import random
+
+    from catalog.render import CONTROL, JSON_UNSAFE, dumps, valid
+
+    rng = random.Random(20261125)
+    special = [0x61C, 0x200E, 0x2028, 0x202E, 0x2066, 0xD800, 0xDC80, 0xDCFF, 0x1F600, 0xFEFF]
+    alphabet = [chr(c) for c in [*range(0x00, 0x180), *special]]
+    for _ in range(3000):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        value = {"path": s, "list": [s, None, 1.5]}
+        text = dumps(value)
+        text.encode("utf-8")  # no lone surrogate left
+        assert not JSON_UNSAFE.search(text), repr(s)
+        assert json.loads(text) == valid(value)
+        shown = inert(s)
+        assert not CONTROL.search(shown), repr(s)
+        assert shown == s or not (s.isascii() and s.isprintable())
+        cell = csv_cell(s)
+        assert isinstance(cell, str) and not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+        cell.encode("utf-8")
