@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+from installed import as_installed  # benchmarks/installed.py
+
 PHOTOCAT = str(Path(sys.executable).parent / "photocat")
 
 
@@ -151,6 +153,7 @@ def wait_for(db: Path, n: int, timeout: float = 600) -> None:
 
 
 def main() -> None:
+    as_installed()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
     s = sub.add_parser("scan")

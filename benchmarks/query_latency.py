@@ -21,12 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+from installed import as_installed  # benchmarks/installed.py
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 PHOTOCAT = str(Path(sys.executable).parent / "photocat")
 
 
 def main() -> None:
+    as_installed()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", required=True)
     p.add_argument("--runs", type=int, default=10)

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import as_installed  # benchmarks/installed.py
+
 REPO = Path(__file__).resolve().parent.parent
 MAKE_CORPUS = Path("/work/shared/tools/make_corpus.py")
 BIN = Path(sys.executable).parent
@@ -41,6 +43,7 @@ BIN = Path(sys.executable).parent
 HASH_FLOOR = r"""
 import hashlib, os, sys
 from concurrent.futures import ProcessPoolExecutor
+
 def digest(path):
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -52,6 +55,7 @@ print(n)
 
 
 def main() -> None:
+    as_installed()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", type=Path, help="an existing folder of photos (else one is made)")
     p.add_argument("--count", type=int, default=5000)
