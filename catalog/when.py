@@ -184,7 +184,7 @@ def offset_in_zone(local: datetime, zone_name: str) -> tuple[timedelta | None, s
     offset before the change (fold=0) and say so. Offsets that are no whole minute (local mean
     time, before a country adopted standard time) are not used."""
     try:
-        zone = ZoneInfo(zone_name)
+        zone = _zone(zone_name)
     except Exception:
         return None, f"time zone {zone_name} is missing from this machine's zone database"
     try:
@@ -213,9 +213,21 @@ def offset_in_zone(local: datetime, zone_name: str) -> tuple[timedelta | None, s
     return offset, None
 
 
+_ZONES: dict[str, ZoneInfo] = {}
+
+
+def _zone(name: str) -> ZoneInfo:
+    """ZoneInfo(name), kept: ZoneInfo's own cache holds only the 8 zones used last strongly, so
+    photos from more places re-read their zone files from disk again and again (~35 us each)."""
+    zone = _ZONES.get(name)
+    if zone is None:
+        zone = _ZONES[name] = ZoneInfo(name)
+    return zone
+
+
 def _offsets(local: datetime, zone_name: str) -> set[timedelta | None]:
     """Both offsets a wall-clock time can have in a zone (two in a daylight-saving fold)."""
-    zone = ZoneInfo(zone_name)
+    zone = _zone(zone_name)
     return {local.replace(tzinfo=zone, fold=fold).utcoffset() for fold in (0, 1)}
 
 
