@@ -52,6 +52,8 @@ def clean_text(value: object) -> str | None:
     Pillow decodes ASCII tags as Latin-1, which is lossless, so re-encoding recovers the bytes and
     lets UTF-8 strings (common from phones) come out right.
     """
+    if type(value) is str and value.isascii():  # the common case: the same text, found faster
+        return value.split("\0", 1)[0].rstrip(" \t\r\n") or None
     if isinstance(value, str):
         try:
             raw = value.encode("latin-1")
@@ -126,6 +128,17 @@ def render_value(value: Any, tag_id: int = -1, big_endian: bool = False) -> str:
     Rationals are always rendered as decimals ("1/250" -> "0.004", "72/1" -> "72"); undefined
     rationals as "n/0".
     """
+    kind = type(value)  # exact types first: isinstance against the ABCs below is slow
+    if kind is str:
+        return clean_text(value) or ""
+    if kind is int:
+        return str(value)
+    if kind is IFDRational:
+        return _rational(value)
+    if kind is bytes:
+        return _render_bytes(value, tag_id, big_endian)
+    if kind is tuple and len(value) <= _MAX_ITEMS_SHOWN:
+        return " ".join([render_value(item, tag_id, big_endian) for item in value])
     if isinstance(value, str):
         return clean_text(value) or ""
     if isinstance(value, int):

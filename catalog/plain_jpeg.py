@@ -14,6 +14,7 @@ same record for every corpus file.
 from __future__ import annotations
 
 import struct
+from fractions import Fraction
 from typing import IO, Any
 
 from PIL import ExifTags, TiffTags
@@ -37,6 +38,34 @@ _HELPERS = {
 }
 _ENTRY = {e: struct.Struct(e + "HHL4s") for e in "<>"}
 _SPEC: dict[tuple[int | None, int], tuple[int | None, bool]] = {}  # (group, tag) -> (length, enum)
+_ORDER = {"<": "little", ">": "big"}
+
+
+def _new_rational(numerator: int, denominator: int) -> IFDRational:
+    """IFDRational(numerator, denominator) for two integers: the slots its __init__ sets, without
+    its checks for other argument types, which cost half of it (a quarter of a photo's tags are
+    rationals). Used only where it gives what Pillow's own gives (checked below)."""
+    rational = _NEW(IFDRational)
+    rational._numerator = numerator
+    rational._denominator = denominator
+    rational._val = Fraction(numerator, denominator) if denominator else float("nan")
+    return rational
+
+
+def _slots(r: IFDRational) -> tuple[Any, ...]:
+    return r._numerator, r._denominator, type(r._val), str(r._val)
+
+
+_NEW = object.__new__
+_SAMPLES = ((1, 3), (-2, 4), (3, -9), (72, 1), (0, 1), (0, 0), (5, 0), (2**32 - 1, 7))
+try:
+    _SAME = IFDRational.__slots__ == ("_numerator", "_denominator", "_val") and all(
+        _slots(_new_rational(*s)) == _slots(IFDRational(*s)) for s in _SAMPLES
+    )
+except Exception:  # another Pillow's IFDRational
+    _SAME = False
+_RATIONAL = _new_rational if _SAME else IFDRational
+_UNPACK: dict[tuple[str, int, int], Any] = {}  # (endian, type, count) -> struct unpack
 
 
 class NotPlain(Exception):
@@ -183,7 +212,8 @@ def _ifd(data: bytes, offset: int, group: int | None, endian: str) -> tuple[dict
         raise NotPlain
     out: dict[int, Any] = {}
     total = 0
-    unpack = struct.unpack
+    order = _ORDER[endian]
+    from_bytes = int.from_bytes
     for tag, typ, n, inline in _ENTRY[endian].iter_unpack(data[start:end]):
         if tag in out:
             continue  # Pillow keeps the first
@@ -192,12 +222,15 @@ def _ifd(data: bytes, offset: int, group: int | None, endian: str) -> tuple[dict
             continue  # a type Pillow does not load
         nbytes = n * unit
         if nbytes > 4:
-            (at,) = unpack(endian + "L", inline)
+            at = from_bytes(inline, order)
             total += nbytes
             if total > size or at + nbytes > size:
                 raise NotPlain
             raw = data[at : at + nbytes]
         elif nbytes:
+            if n == 1 and (typ == 3 or typ == 4):  # one SHORT or LONG, the commonest entry
+                out[tag] = from_bytes(inline[:unit], order)
+                continue
             raw = inline[:nbytes]
         else:
             continue
@@ -210,11 +243,10 @@ def _ifd(data: bytes, offset: int, group: int | None, endian: str) -> tuple[dict
             out[tag] = raw
             continue
         if typ == 5 or typ == 10:
-            nums = unpack(f"{endian}{2 * n}{'L' if typ == 5 else 'l'}", raw)
-            pairs = zip(nums[::2], nums[1::2], strict=True)
-            values: Any = tuple(IFDRational(a, b) for a, b in pairs)
+            nums = (_UNPACK.get((endian, typ, n)) or _unpacker(endian, typ, n))(raw)
+            values: Any = tuple([_RATIONAL(nums[i], nums[i + 1]) for i in range(0, 2 * n, 2)])
         elif typ in _FORMATS:
-            values = unpack(f"{endian}{n}{_FORMATS[typ]}", raw)
+            values = (_UNPACK.get((endian, typ, n)) or _unpacker(endian, typ, n))(raw)
         else:
             values = _LOADERS[typ][1](_HELPERS[endian], raw, False)
         if n == 1:
@@ -225,6 +257,17 @@ def _ifd(data: bytes, offset: int, group: int | None, endian: str) -> tuple[dict
             out[tag] = values
     (following,) = struct.unpack_from(endian + "L", data, end)
     return out, following
+
+
+def _unpacker(endian: str, typ: int, n: int) -> Any:
+    """struct's unpack of `n` values of a type in _FORMATS, or of a RATIONAL / SRATIONAL's 2n
+    integers; kept for the counts that recur."""
+    rational = {5: "L", 10: "l"}.get(typ)  # RATIONAL, SRATIONAL: numerator, denominator
+    code = f"{2 * n}{rational}" if rational else f"{n}{_FORMATS[typ]}"
+    unpack = struct.Struct(endian + code).unpack
+    if n <= 16:  # a few array lengths recur; others (strip offsets...) are not worth keeping
+        _UNPACK[(endian, typ, n)] = unpack
+    return unpack
 
 
 def _spec(group: int | None, tag: int) -> tuple[int | None, bool]:
