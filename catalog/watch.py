@@ -456,6 +456,7 @@ class Watcher:
             moved = self.catalog.move(r.place.root_id, src, dest)
             if moved:
                 log.info("moved %s → %s", r.show(src), r.show(dest))
+                r.hash_after = 0  # its digest may have failed at the old name: look again
             carried = self._pending.pop((r.index, src), None)
             self._touched.discard((r.index, src))
             if carried is not None:
@@ -477,6 +478,8 @@ class Watcher:
             old, new = src + "/", dest + "/"
             n = self.catalog.move_folder(r.place.root_id, old, new)
             log.info("moved folder %s → %s (%d photo(s))", r.show(src), r.show(dest), n)
+            if n:
+                r.hash_after = 0  # digests that failed at the old names: look again
             for key in [k for k in self._pending if k[0] == r.index and k[1].startswith(old)]:
                 self._pending[(r.index, new + key[1][len(old) :])] = self._pending.pop(key)
                 self._touched.discard(key)

@@ -26,7 +26,7 @@ from photos import make_photo
 from PIL import Image
 from sqlalchemy import Engine, text
 
-from catalog import watch
+from catalog import ingest, watch
 from catalog.ingest import is_candidate, is_ignored_dir, scan
 from catalog.query import Filter, search
 from catalog.store import Catalog, FileEntry, open_catalog
@@ -272,6 +272,31 @@ def test_folder_move_keeps_every_photo_id(
     wait_until(lambda: {k: r["id"] for k, r in rows(db).items() if k in moved} == moved)
     assert_in_step(db, folder)
     assert log.did("moved folder")
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_photo_moved_while_it_is_hashed_gets_its_digest_at_its_new_name(
+    running: Running, db: str, folder: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """Records come first and digests after: a photo that moves between the two has its digest
+    attempted at the old name (the file is gone from there), and must get it at the new one.
+    The race is made certain by moving the file just before the watcher's real hash step."""
+    assert_in_step(db, folder)
+    real, raced = ingest.hash_some, []
+
+    def move_then_hash(*args: Any, **kwargs: Any) -> int | None:
+        if not raced and (folder / "2017" / "racing.jpg").exists():
+            if what == "file":
+                (folder / "2017" / "racing.jpg").rename(folder / "2017" / "raced.jpg")
+            else:
+                (folder / "2017").rename(folder / "2018")
+            raced.append(what)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "hash_some", move_then_hash)
+    make_photo(folder / "2017" / "racing.jpg", model="Racer")
+    wait_until(lambda: raced)
+    assert_in_step(db, folder)
 
 
 def test_delete_a_file_and_a_folder(running: Running, db: str, folder: Path) -> None:
