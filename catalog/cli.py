@@ -257,8 +257,9 @@ def show(
     lines = [f"{k:<{width}} : {inert(_plain(v))}" for k, v in detail.items()]
     lines += [f"{'warning':<{width}} : {inert(w)}" for w in warnings]
     lines.append("")
-    tag_width = max((len(t["name"]) for t in tags), default=0)
-    lines += [f"[{t['ifd']}] {inert(t['name']):<{tag_width}} : {inert(t['value'])}" for t in tags]
+    labels = [f"[{inert(t['ifd'])}] {inert(t['name'])}" for t in tags]
+    tag_width = max(map(len, labels), default=0)  # one column of " : " whatever the IFD
+    lines += [f"{k:<{tag_width}} : {inert(t['value'])}" for k, t in zip(labels, tags, strict=True)]
     typer.echo("\n".join(lines))
 
 

@@ -168,7 +168,8 @@ def _render_bytes(raw: bytes, tag_id: int, big_endian: bool) -> str:
     if len(raw) > _MAX_BYTES_SHOWN:
         kind = "XMP" if tag_id == _XML_PACKET else "binary"
         return f"({kind}, {len(raw)} bytes)"
-    text = _as_text(raw)
+    # A short all-NUL value is a number (GPSAltitudeRef 0 = above sea level), not blank text.
+    text = None if len(raw) <= 4 and not raw.strip(b"\0") else _as_text(raw)
     if text is not None:
         return text
     return " ".join(str(byte) for byte in raw)  # e.g. ComponentsConfiguration "1 2 3 0"

@@ -174,6 +174,8 @@ def test_show_lists_fields_then_every_tag(scanned: str, library: Path) -> None:
     lines = out.splitlines()
     assert any(line.startswith("[IFD0] Make") and line.endswith(": samsung") for line in lines)
     assert any("[GPS]" in line and "GPSLatitudeRef" in line for line in lines)
+    listing = [line for line in lines if line.startswith("[")]
+    assert len({line.index(" : ") for line in listing}) == 1  # one column, whatever the IFD
     code, out, _ = run("show", library / "a.jpg", "--format", "json", "--db", scanned)
     detail = json.loads(out)
     assert detail["model"] == "SM-G920F"

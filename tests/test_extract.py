@@ -703,6 +703,8 @@ def test_render_value() -> None:
     )
     assert render_value(b"0230") == "0230"
     assert render_value(b"\x01\x02\x03\x00") == "1 2 3 0"
+    assert render_value(b"\x00") == "0"  # GPSAltitudeRef: above sea level, not blank
+    assert render_value(b"\0" * 64) == ""  # a long empty field stays empty
     assert render_value(b"x" * 1000) == "(binary, 1000 bytes)"
     assert render_value(b"MM" + b"\0" * 30, 0x927C) == "(binary, 32 bytes)"
     assert render_value(b"ASCII\0\0\0Hello\0\0", 0x9286) == "Hello"
