@@ -16,7 +16,7 @@ machine slows both alike, and prints medians:
 * the unchanged rescan: `photocat scan` again on the catalog of the last run;
 * in-process, photocat's extraction alone (catalog.extract.extract, one process), per photo.
 
-The corpus comes from /work/shared/tools/make_corpus.py (--make-corpus to point elsewhere),
+The corpus comes from ../shared/tools/make_corpus.py (--make-corpus to point elsewhere),
 cached under --cache (default /tmp/photocat-bench) by count, seed and size. No timing here is
 an assertion: the script prints figures and ratios for docs/performance.md.
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 from installed import as_installed  # benchmarks/installed.py
 
 REPO = Path(__file__).resolve().parent.parent
-MAKE_CORPUS = Path("/work/shared/tools/make_corpus.py")
+MAKE_CORPUS = REPO.parent / "shared" / "tools" / "make_corpus.py"  # ../shared beside the repo
 BIN = Path(sys.executable).parent
 
 HASH_FLOOR = r"""

@@ -12,7 +12,7 @@ catalog must equal the folder: nothing lost, nothing duplicated, no error row.
     .venv/bin/python benchmarks/watch_latency.py                 # 1,000 photos, 2 runs
     .venv/bin/python benchmarks/watch_latency.py --count 200 --runs 1 --corpus /tmp/c
 
-The photos come from /work/shared/tools/make_corpus.py (--count N --seed 7), generated once into
+The photos come from ../shared/tools/make_corpus.py (--count N --seed 7), generated once into
 --corpus (default: a temporary folder).
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-MAKE_CORPUS = Path("/work/shared/tools/make_corpus.py")
+MAKE_CORPUS = REPO.parent / "shared" / "tools" / "make_corpus.py"  # ../shared beside the repo
 CHUNK = 256 * 1024
 
 
