@@ -453,31 +453,35 @@ class Catalog:
     def count_undigested(self, root_id: int, prefix: str, algorithm: str) -> int:
         """How many rows under a root's folder ('' for all) have no `algorithm` digest."""
         column = _digest_column(algorithm)
-        q = select(func.count()).where(
-            t.photos.c.root_id == root_id, column.is_(None), _under(to_db(prefix))
-        )
         with self.engine.connect() as conn:
+            root_id, base = self._live(conn, root_id)  # a root folded in meanwhile: its parent
+            q = select(func.count()).where(
+                t.photos.c.root_id == root_id, column.is_(None), _under(to_db(base + prefix))
+            )
             return int(conn.execute(q).scalar_one())
 
     def undigested(
         self, root_id: int, prefix: str, algorithm: str, after_id: int, limit: int
     ) -> list[tuple[int, str, int, int]]:
         """(id, rel_path, size, mtime_ns) of up to `limit` rows without an `algorithm` digest,
-        by id above `after_id` (pages through a large catalog in little memory)."""
+        by id above `after_id` (pages through a large catalog in little memory). Paths are
+        relative to `root_id`'s folder even when another scan has since folded that root into
+        a parent root."""
         column = _digest_column(algorithm)
-        q = (
-            select(t.photos.c.id, t.photos.c.rel_path, t.photos.c.size, t.photos.c.mtime_ns)
-            .where(
-                t.photos.c.root_id == root_id,
-                column.is_(None),
-                t.photos.c.id > after_id,
-                _under(to_db(prefix)),
-            )
-            .order_by(t.photos.c.id)
-            .limit(limit)
-        )
         with self.engine.connect() as conn:
-            return [(r[0], from_db(r[1]), r[2], r[3]) for r in conn.execute(q)]
+            live_id, base = self._live(conn, root_id)
+            q = (
+                select(t.photos.c.id, t.photos.c.rel_path, t.photos.c.size, t.photos.c.mtime_ns)
+                .where(
+                    t.photos.c.root_id == live_id,
+                    column.is_(None),
+                    t.photos.c.id > after_id,
+                    _under(to_db(base + prefix)),
+                )
+                .order_by(t.photos.c.id)
+                .limit(limit)
+            )
+            return [(r[0], from_db(r[1])[len(base) :], r[2], r[3]) for r in conn.execute(q)]
 
     def set_digests(self, algorithm: str, digests: Sequence[tuple[int, int, int, str]]) -> int:
         """Store (photo id, size, mtime_ns, hex digest) in the `algorithm` column, one

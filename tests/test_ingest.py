@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Callable
@@ -248,3 +249,27 @@ def test_a_folder_and_its_parent_claimed_at_once_make_one_root(db: str, tmp_path
     finally:
         for c in catalogs:
             c.close()
+
+
+def test_a_scan_whose_root_was_adopted_meanwhile_still_digests_its_files(
+    db: str, folder: Path
+) -> None:
+    """A scan of a subfolder holds its root's id; a scan of the parent, started meanwhile, folds
+    that root into its own. The subfolder scan's later writes land in the parent root, and so
+    must its hash stage: it digests its files there, not nothing under a vanished root."""
+    from catalog.ingest import hash_place
+
+    with open_catalog(db) as sub, open_catalog(db) as parent:
+        place = resolve_place(sub, folder / "2016")
+        scan(sub, [folder / "2016"], workers=1, hash_with=None)  # records, no digests yet
+        resolve_place(parent, folder)  # the parent's claim adopts the subfolder's root
+        assert [p for _, p in parent.roots()] == [str(folder)]
+        assert hash_place(sub, place, None) == 2
+    engine = engine_for(db)
+    with engine.connect() as conn:
+        digests = dict(conn.execute(text("SELECT rel_path, sha256 FROM photos")).all())
+    engine.dispose()
+    assert digests == {
+        rel: hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+        for rel in ("2016/a.jpg", "2016/b.jpg")
+    }
