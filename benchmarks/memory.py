@@ -13,7 +13,7 @@ watch: starts `photocat watch EMPTY_DIR --db NEW`, then moves DIR's photos into 
 --step at a time (a rename each: no copying cost), waits until the catalog holds them, and prints
 the daemon's RSS after each step: memory should stay flat however many photos went through.
 
-Figures for docs/performance.md; no assertion.
+Figures for the Performance section of README.md; no assertion.
 """
 
 from __future__ import annotations

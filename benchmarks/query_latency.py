@@ -8,7 +8,8 @@ to a pipe) and the query alone (in this process, on an open catalog).
 Medians of --runs runs after one warm-up run (a warm page cache, as for a catalog in use).
 The searches: a model with --limit 100, one month by --from/--to, a count by device; then
 `photocat devices` and `photocat --help`. Searches are timed in the default table format and as
-jsonl. No timing here is an assertion: the script prints figures for docs/performance.md.
+jsonl. No timing here is an assertion: the script prints figures for the Performance section
+of README.md.
 """
 
 from __future__ import annotations

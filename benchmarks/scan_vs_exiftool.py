@@ -18,7 +18,7 @@ machine slows both alike, and prints medians:
 
 The corpus comes from ../shared/tools/make_corpus.py (--make-corpus to point elsewhere),
 cached under --cache (default /tmp/photocat-bench) by count, seed and size. No timing here is
-an assertion: the script prints figures and ratios for docs/performance.md.
+an assertion: the script prints figures and ratios for the Performance section of README.md.
 """
 
 from __future__ import annotations
