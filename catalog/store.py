@@ -454,9 +454,9 @@ class Catalog:
         """How many rows under a root's folder ('' for all) have no `algorithm` digest."""
         column = _digest_column(algorithm)
         with self.engine.connect() as conn:
-            root_id, base = self._live(conn, root_id)  # a root folded in meanwhile: its parent
+            live_id, base = self._live(conn, root_id)  # a root folded in meanwhile: its parent
             q = select(func.count()).where(
-                t.photos.c.root_id == root_id, column.is_(None), _under(to_db(base + prefix))
+                t.photos.c.root_id == live_id, column.is_(None), _under(to_db(base + prefix))
             )
             return int(conn.execute(q).scalar_one())
 
