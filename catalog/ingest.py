@@ -38,6 +38,8 @@ IMAGE_EXTENSIONS = frozenset(
         ".mpo",
         ".dng",
         ".cr2",
+        ".cr3",
+        ".crw",
         ".nef",
         ".nrw",
         ".arw",

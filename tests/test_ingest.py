@@ -181,6 +181,7 @@ def test_subfolder_scans_share_the_parent_root(catalog: Catalog, folder: Path) -
         ("A.JPG", True),
         ("b.HeIc", True),
         ("c.tiff", True),
+        ("IMG_0001.CR3", True),  # catalogued as an error row that names it
         ("x.txt", False),
         (".hidden.jpg", False),
         ("a.jpg.part", False),
