@@ -18,10 +18,13 @@ thumbnail does. Format is detected by content, never by extension. Traps this mo
   become `record.warnings`. If Pillow rejects a damaged JPEG header, the markers are walked here
   for whatever Exif segment and frame size are still there (the record keeps `error` set).
 
+Camera raws that are TIFF inside (DNG, CR2, NEF, ARW, PEF...) are read like any TIFF; DNG and
+CR2 are named by their content, the others (plain TIFF inside) by their extension as ExifTool
+does, and their size is that of the full-resolution image, not IFD0's preview (_tiff_raw).
+
 Known limits: Pillow's WebP plugin and libheif read the whole file into memory (they still decode
-nothing); camera raws opened as TIFF (DNG, CR2, NEF...) report the IFD0 image size, often a
-preview, not the sensor size; NEF and other plain-TIFF raws are reported as "TIFF"; RAF, MRW,
-RW2, ORF, CR3... are error rows (Pillow cannot identify them) named by their signature.
+nothing); RAF, MRW, RW2, ORF, CR3... are error rows (Pillow cannot identify them) named by their
+signature.
 
 Pillow's warnings are captured with `warnings.catch_warnings`, which is process-global: run one
 extraction per thread at a time (use processes for parallelism).
@@ -42,7 +45,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import pillow_heif
-from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, TiffImagePlugin, UnidentifiedImageError
 from PIL.TiffImagePlugin import TiffImageFile
 
 from catalog import plain_jpeg, when
@@ -100,6 +103,12 @@ _RAW_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"II\x1a\x00\x00\x00HEAPCCDR", "CRW"),
 )
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+# Camera raws that are plain TIFF inside, by extension, named as ExifTool names them.
+_TIFF_RAWS = ("NEF", "NRW", "ARW", "SRF", "SR2", "PEF", "IIQ", "3FR", "ERF", "KDC", "SRW")
+_TIFF_RAW_EXTENSIONS = {f".{name.lower()}": name for name in _TIFF_RAWS}
+_NEW_SUBFILE_TYPE = 0x00FE
+_SUB_IFDS = 0x014A
+_MAX_SUB_IFDS = 8  # raws have 1-3; a hostile list of thousands is not walked
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # not DHT, JPG, DAC
 _HEIC_BRANDS = frozenset(
     {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -216,7 +225,7 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
             im = _pillow_open(fp)
         except UnidentifiedImageError:
             if head[:4] in _TIFF_MAGIC:
-                _read_tiff_without_pillow(fp, head, record)
+                _read_tiff_without_pillow(path, fp, head, record)
                 return
             record.format = _raw_format(head)
             record.error = f"not a recognised image ({_what_is_it(head, record.format)})"
@@ -231,6 +240,8 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
         exif, ifd0_offset, data_size = _exif_of(im, fp, head, record)
         if exif is not None:
             _read_exif(exif, ifd0_offset, data_size, record)
+            if isinstance(im, TiffImageFile):
+                _tiff_raw(path, fp, head, exif, record)
 
 
 def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> IO[bytes]:
@@ -381,7 +392,9 @@ def _ifd0_offset(data: bytes | None) -> int | None:
     return None
 
 
-def _read_tiff_without_pillow(fp: IO[bytes], head: bytes, record: PhotoRecord) -> None:
+def _read_tiff_without_pillow(
+    path: str | os.PathLike[str], fp: IO[bytes], head: bytes, record: PhotoRecord
+) -> None:
     """A TIFF (often a camera raw) whose pixel layout Pillow rejects: its IFDs are still EXIF."""
     record.format = "CR2" if head[8:10] == b"CR" else "TIFF"
     _warn(record, "Pillow cannot open this TIFF's image data; metadata read from its IFDs only")
@@ -398,6 +411,52 @@ def _read_tiff_without_pillow(fp: IO[bytes], head: bytes, record: PhotoRecord) -
     if width and height:
         _set_size(record, width, height)
     _read_exif(exif, _ifd0_offset(head), os.fstat(fp.fileno()).st_size, record)
+    _tiff_raw(path, fp, head, exif, record)
+
+
+def _tiff_raw(
+    path: str | os.PathLike[str], fp: IO[bytes], head: bytes, ifd0: Any, record: PhotoRecord
+) -> None:
+    """What a TIFF-based camera raw is, and the size of its main image, as ExifTool says them.
+
+    The content says TIFF (DNG and CR2 are told apart by it); the other raws are plain TIFF
+    inside, and ExifTool names them by their extension: so does photocat, for a TIFF only (a
+    JPEG named .nef is still a JPEG). The main image is IFD0's unless IFD0 is a reduced-size
+    preview (NewSubfileType 1, as in DNG and NEF) and a SubIFD holds the full-resolution one
+    (NewSubfileType 0); for CR2 and IIQ it is the Exif IFD's ExifImageWidth/Height."""
+    if record.format == "TIFF":
+        ext = os.path.splitext(os.fsdecode(path))[1].lower()
+        record.format = _TIFF_RAW_EXTENSIONS.get(ext, "TIFF")
+    if record.format in ("CR2", "IIQ"):
+        try:
+            sub = ifd0.get_ifd(IFD_EXIF)
+        except Exception:  # already warned about by _read_exif
+            return
+        width, height = first_int(sub.get(0xA002)), first_int(sub.get(0xA003))
+        if width and height:
+            _set_size(record, width, height)
+        return
+    if first_int(ifd0.get(_NEW_SUBFILE_TYPE)) != 1:
+        return
+    offsets = ifd0.get(_SUB_IFDS)
+    offsets = (offsets,) if isinstance(offsets, int) else offsets
+    if not isinstance(offsets, tuple):
+        return
+    for offset in offsets[:_MAX_SUB_IFDS]:
+        if not isinstance(offset, int) or not 8 <= offset < os.fstat(fp.fileno()).st_size:
+            continue
+        sub_ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=head[:2])
+        try:
+            fp.seek(offset)
+            sub_ifd.load(fp)
+        except Exception as exc:  # a SubIFD pointer into garbage: IFD0's size stands
+            _warn(record, f"SubIFD at {offset} unreadable ({_describe(exc)})")
+            continue
+        if first_int(sub_ifd.get(_NEW_SUBFILE_TYPE)) == 0:
+            width, height = first_int(sub_ifd.get(0x0100)), first_int(sub_ifd.get(0x0101))
+            if width and height:
+                _set_size(record, width, height)
+            return
 
 
 def _salvage_jpeg(fp: IO[bytes], record: PhotoRecord) -> None:

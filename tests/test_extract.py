@@ -54,11 +54,6 @@ from catalog.record import PhotoRecord
 # Every known disagreement with truth.json on a file photocat reads, with the reason.
 # The accuracy test fails on a new mismatch AND on an entry here that no longer mismatches.
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("exiftool__t__images__DNG.dng", "width"): (
-        "camera raw: truth is the sensor size (ExifTool Composite:ImageSize, 3516x2328); "
-        "Pillow opens the DNG's IFD0, an 8x8 preview, and decoding the raw IFD is out of scope"
-    ),
-    ("exiftool__t__images__DNG.dng", "height"): "camera raw: sensor size vs IFD0 preview (width)",
     ("exiftool__t__images__DNG.dng", "serial"): (
         "truth.json took the IFD0 fallback by ExifTool tag name 'IFD0:SerialNumber', but ExifTool "
         "names DNG's 0xC62F 'CameraSerialNumber', so truth has null; the corpus README (and the "

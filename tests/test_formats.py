@@ -4,9 +4,10 @@ TIFF and DNG (tests/test_extract.py, field by field); TIFF-based camera raws the
 (what Pillow opens), the EXIF IFD, and the raw data in a SubIFD or a CR2 raw IFD.
 
 What is read from a TIFF-based raw is IFD0 and its EXIF/GPS IFDs: make, model, times, exposure,
-GPS. Its size is IFD0's (often the preview, not the sensor; a known limit). Only CR2 and DNG are
-named by content; NEF, ARW, PEF and other plain-TIFF raws are "TIFF". Raws in other containers
-(RAF, MRW, RW2, ORF, CR3, X3F) are error rows named by their signature.
+GPS, and the size of its full-resolution image as ExifTool gives it (a SubIFD's when IFD0 is a
+preview; ExifImageWidth/Height for CR2). CR2 and DNG are named by content; NEF, ARW, PEF and
+other plain-TIFF raws by their extension, as ExifTool does, when the content is a TIFF. Raws in
+other containers (RAF, MRW, RW2, ORF, CR3, X3F) are error rows named by their signature.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from corpus import IMAGES, NOT_READ, readable, require_corpus, truth
+from photos import make_photo
 from typer.testing import CliRunner
 
 from catalog.cli import app
@@ -57,8 +59,14 @@ def _ifd(entries: dict[int, tuple[int, int, bytes]], at: int) -> bytes:
     return head + struct.pack("<I", 0) + tail
 
 
-def tiff_raw(kind: str, make: str, model: str, taken: str, offset: str) -> bytes:
-    """A metadata-complete TIFF-based raw: IFD0 (8x8 RGB preview) -> EXIF IFD, raw SubIFD."""
+SENSOR = (6016, 4016)  # the raw image's size in its SubIFD (CR2: in ExifImageWidth/Height)
+
+
+def tiff_raw(
+    kind: str, make: str, model: str, taken: str, offset: str, sub_ifd_at: int | None = None
+) -> bytes:
+    """A metadata-complete TIFF-based raw: IFD0 (8x8 RGB preview, NewSubfileType 1) -> EXIF IFD,
+    raw SubIFD (NewSubfileType 0, SENSOR). `sub_ifd_at` points IFD0's SubIFDs elsewhere."""
     header_size = 16 if kind == "CR2" else 8
     preview = bytes(range(192))  # 8x8 RGB, uncompressed
     raw = bytes(512)  # 16x16 16-bit CFA, never read
@@ -80,7 +88,8 @@ def tiff_raw(kind: str, make: str, model: str, taken: str, offset: str) -> bytes
             0x8769: _long(exif_at),
         }
         if kind != "CR2":
-            entries[0x014A] = _long(sub_at)  # SubIFDs: the raw image (NEF, ARW, PEF...)
+            entries[0x00FE] = _long(1)  # NewSubfileType: a reduced-resolution image
+            entries[0x014A] = _long(sub_at if sub_ifd_at is None else sub_ifd_at)  # the raw
         return entries
 
     exif = {
@@ -91,13 +100,16 @@ def tiff_raw(kind: str, make: str, model: str, taken: str, offset: str) -> bytes
         0x9004: _ascii(taken),
         0x9011: _ascii(offset),
     }
+    if kind == "CR2":
+        exif[0xA002], exif[0xA003] = _long(SENSOR[0]), _long(SENSOR[1])
     size0 = len(_ifd(ifd0(0, 0, 0), header_size))
     exif_at = header_size + size0
     exif_bytes = _ifd(exif, exif_at)
     sub_at = exif_at + len(exif_bytes)
     sub = {
-        0x0100: _long(16),
-        0x0101: _long(16),
+        0x00FE: _long(0),  # the full-resolution image
+        0x0100: _long(SENSOR[0]),
+        0x0101: _long(SENSOR[1]),
         0x0102: _shorts(16),
         0x0103: _shorts(1),
         0x0106: _shorts(32803),  # CFA
@@ -125,9 +137,9 @@ def tiff_raw(kind: str, make: str, model: str, taken: str, offset: str) -> bytes
 
 RAWS = [
     ("CR2", ".CR2", "Canon", "Canon EOS 5D Mark III", "CR2"),
-    ("NEF", ".nef", "NIKON CORPORATION", "NIKON D750", "TIFF"),
-    ("ARW", ".ARW", "SONY", "ILCE-7M3", "TIFF"),
-    ("PEF", ".pef", "PENTAX", "PENTAX K-1", "TIFF"),
+    ("NEF", ".nef", "NIKON CORPORATION", "NIKON D750", "NEF"),
+    ("ARW", ".ARW", "SONY", "ILCE-7M3", "ARW"),
+    ("PEF", ".pef", "PENTAX", "PENTAX K-1", "PEF"),
 ]
 
 
@@ -145,7 +157,31 @@ def test_tiff_based_raws_are_read(
     assert record.captured_from == "DateTimeOriginal"
     assert (record.offset, record.captured_at_utc) == ("+02:00", datetime(2019, 6, 1, 8, 20, 30))
     assert (record.iso, record.exposure_time, record.f_number) == (400, 0.004, 2.8)
-    assert (record.width, record.height) == (8, 8)  # IFD0: the preview, not the sensor
+    assert (record.width, record.height) == SENSOR  # the raw image's, not IFD0's preview
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".TIFF", ".jpg", ""])
+def test_a_raw_named_otherwise_is_named_by_its_content(tmp_path: Path, suffix: str) -> None:
+    """The extension only names the flavour of a TIFF: the same NEF bytes under another name are
+    a TIFF (its size still the full-resolution image's), and a JPEG named .nef is a JPEG."""
+    path = tmp_path / f"IMG_0001{suffix}"
+    path.write_bytes(tiff_raw("NEF", "NIKON CORPORATION", "NIKON D750", "2019:06:01 10:20:30", ""))
+    record = extract(path)
+    assert (record.format, record.width, record.height) == ("TIFF", *SENSOR)
+    jpeg = make_photo(tmp_path / "photo.jpg")
+    renamed = jpeg.rename(tmp_path / "photo.nef")
+    assert extract(renamed).format == "JPEG"
+
+
+@pytest.mark.parametrize("where", ["beyond the end", "into the preview", "onto IFD0"])
+def test_a_raw_whose_sub_ifd_pointer_is_wrong_keeps_ifd0_size(tmp_path: Path, where: str) -> None:
+    plain = tiff_raw("NEF", "NIKON", "D1", "2019:06:01 10:20:30", "")
+    at = {"beyond the end": len(plain) + 1000, "into the preview": len(plain) - 600}.get(where, 8)
+    path = tmp_path / "bad.nef"
+    path.write_bytes(tiff_raw("NEF", "NIKON", "D1", "2019:06:01 10:20:30", "", sub_ifd_at=at))
+    record = extract(path)
+    assert record.error is None and (record.make, record.model) == ("NIKON", "D1")
+    assert (record.width, record.height) == (8, 8)  # no full-resolution image found: IFD0's
 
 
 def test_raws_are_catalogued_and_searchable(tmp_path: Path, db: str) -> None:
