@@ -421,9 +421,10 @@ def _tiff_raw(
 
     The content says TIFF (DNG and CR2 are told apart by it); the other raws are plain TIFF
     inside, and ExifTool names them by their extension: so does photocat, for a TIFF only (a
-    JPEG named .nef is still a JPEG). The main image is IFD0's unless IFD0 is a reduced-size
-    preview (NewSubfileType 1, as in DNG and NEF) and a SubIFD holds the full-resolution one
-    (NewSubfileType 0); for CR2 and IIQ it is the Exif IFD's ExifImageWidth/Height."""
+    JPEG named .nef is still a JPEG). The main image is IFD0's unless IFD0 does not say it is
+    the full-resolution image (NewSubfileType 0) and a SubIFD does: DNG's and NEF's IFD0 is a
+    small preview (NewSubfileType 1). ExifTool gives that IFD's tags priority the same way.
+    For CR2 and IIQ it is the Exif IFD's ExifImageWidth/Height."""
     if record.format == "TIFF":
         ext = os.path.splitext(os.fsdecode(path))[1].lower()
         record.format = _TIFF_RAW_EXTENSIONS.get(ext, "TIFF")
@@ -436,7 +437,7 @@ def _tiff_raw(
         if width and height:
             _set_size(record, width, height)
         return
-    if first_int(ifd0.get(_NEW_SUBFILE_TYPE)) != 1:
+    if first_int(ifd0.get(_NEW_SUBFILE_TYPE)) == 0:  # IFD0 says it is the full image
         return
     offsets = ifd0.get(_SUB_IFDS)
     offsets = (offsets,) if isinstance(offsets, int) else offsets

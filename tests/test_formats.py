@@ -63,10 +63,17 @@ SENSOR = (6016, 4016)  # the raw image's size in its SubIFD (CR2: in ExifImageWi
 
 
 def tiff_raw(
-    kind: str, make: str, model: str, taken: str, offset: str, sub_ifd_at: int | None = None
+    kind: str,
+    make: str,
+    model: str,
+    taken: str,
+    offset: str,
+    sub_ifd_at: int | None = None,
+    ifd0_type: int | None = 1,
 ) -> bytes:
-    """A metadata-complete TIFF-based raw: IFD0 (8x8 RGB preview, NewSubfileType 1) -> EXIF IFD,
-    raw SubIFD (NewSubfileType 0, SENSOR). `sub_ifd_at` points IFD0's SubIFDs elsewhere."""
+    """A metadata-complete TIFF-based raw: IFD0 (8x8 RGB preview, NewSubfileType `ifd0_type`,
+    None: no such tag) -> EXIF IFD, raw SubIFD (NewSubfileType 0, SENSOR). `sub_ifd_at` points
+    IFD0's SubIFDs elsewhere."""
     header_size = 16 if kind == "CR2" else 8
     preview = bytes(range(192))  # 8x8 RGB, uncompressed
     raw = bytes(512)  # 16x16 16-bit CFA, never read
@@ -88,7 +95,8 @@ def tiff_raw(
             0x8769: _long(exif_at),
         }
         if kind != "CR2":
-            entries[0x00FE] = _long(1)  # NewSubfileType: a reduced-resolution image
+            if ifd0_type is not None:
+                entries[0x00FE] = _long(ifd0_type)  # 1: a reduced-resolution image
             entries[0x014A] = _long(sub_at if sub_ifd_at is None else sub_ifd_at)  # the raw
         return entries
 
@@ -171,6 +179,18 @@ def test_a_raw_named_otherwise_is_named_by_its_content(tmp_path: Path, suffix: s
     jpeg = make_photo(tmp_path / "photo.jpg")
     renamed = jpeg.rename(tmp_path / "photo.nef")
     assert extract(renamed).format == "JPEG"
+
+
+@pytest.mark.parametrize(("ifd0_type", "size"), [(1, SENSOR), (None, SENSOR), (0, (8, 8))])
+def test_the_main_image_is_the_one_marked_full_resolution(
+    tmp_path: Path, ifd0_type: int | None, size: tuple[int, int]
+) -> None:
+    """IFD0 is the main image when it says so (NewSubfileType 0); otherwise a SubIFD that says
+    so is, as ExifTool gives the full-resolution IFD's tags priority."""
+    path = tmp_path / "x.nef"
+    path.write_bytes(tiff_raw("NEF", "NIKON", "D1", "2019:06:01 10:20:30", "", ifd0_type=ifd0_type))
+    record = extract(path)
+    assert (record.width, record.height) == size
 
 
 @pytest.mark.parametrize("where", ["beyond the end", "into the preview", "onto IFD0"])
