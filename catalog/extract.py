@@ -443,8 +443,9 @@ def _tiff_raw(
     offsets = (offsets,) if isinstance(offsets, int) else offsets
     if not isinstance(offsets, tuple):
         return
+    size = os.fstat(fp.fileno()).st_size
     for offset in offsets[:_MAX_SUB_IFDS]:
-        if not isinstance(offset, int) or not 8 <= offset < os.fstat(fp.fileno()).st_size:
+        if not isinstance(offset, int) or not 8 <= offset < size:
             continue
         sub_ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=head[:2])
         try:
