@@ -235,13 +235,13 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
             if head.startswith(b"\xff\xd8\xff"):
                 _salvage_jpeg(fp, record)
             return
-        record.format = _format_name(im, head)
+        record.format = _format_name(im)
         _set_size(record, *im.size)
         exif, ifd0_offset, data_size = _exif_of(im, fp, head, record)
         if exif is not None:
             _read_exif(exif, ifd0_offset, data_size, record)
-            if isinstance(im, TiffImageFile):
-                _tiff_raw(path, fp, head, exif, record)
+        if isinstance(im, TiffImageFile):
+            _tiff_raw(path, fp, head, im.tag_v2 if exif is None else exif, record)
 
 
 def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> IO[bytes]:
@@ -282,20 +282,13 @@ def _pillow_open(fp: IO[bytes]) -> ImageFile.ImageFile:
                 Image.MAX_IMAGE_PIXELS = saved
 
 
-def _format_name(im: ImageFile.ImageFile, head: bytes) -> str:
+def _format_name(im: ImageFile.ImageFile) -> str:
     fmt = im.format or "unknown"
     if fmt == "MPO" and _only_previews(getattr(im, "mpinfo", None)):
         # Pillow says MPO for any MP index with 2+ images; a JPEG whose extra images are just its
         # own large preview (cameras, phones) is still a JPEG to people (and to ExifTool).
         return "JPEG"
-    if isinstance(im, TiffImageFile):
-        # TIFF-based raws: tell them apart where the content says so cheaply. NEF and most
-        # others are plain TIFF inside (ExifTool itself names them by extension): "TIFF".
-        if _DNG_VERSION in im.tag_v2:
-            return "DNG"
-        if head[8:10] == b"CR":
-            return "CR2"
-    return fmt
+    return fmt  # a TIFF's raw flavour (DNG, CR2, NEF...) is named by _tiff_raw
 
 
 def _only_previews(mpinfo: object) -> bool:
@@ -396,7 +389,7 @@ def _read_tiff_without_pillow(
     path: str | os.PathLike[str], fp: IO[bytes], head: bytes, record: PhotoRecord
 ) -> None:
     """A TIFF (often a camera raw) whose pixel layout Pillow rejects: its IFDs are still EXIF."""
-    record.format = "CR2" if head[8:10] == b"CR" else "TIFF"
+    record.format = "TIFF"  # its raw flavour named by _tiff_raw, once IFD0 is read
     _warn(record, "Pillow cannot open this TIFF's image data; metadata read from its IFDs only")
     exif = Image.Exif()
     fp.seek(0)
@@ -405,8 +398,6 @@ def _read_tiff_without_pillow(
     except Exception as exc:  # header cut short (struct.error) or IFD0 beyond the file
         record.error = f"damaged image header ({_describe(exc)})"
         return
-    if _DNG_VERSION in exif:
-        record.format = "DNG"
     width, height = first_int(exif.get(0x0100)), first_int(exif.get(0x0101))
     if width and height:
         _set_size(record, width, height)
@@ -425,13 +416,17 @@ def _tiff_raw(
     the full-resolution image (NewSubfileType 0) and a SubIFD does: DNG's and NEF's IFD0 is a
     small preview (NewSubfileType 1). ExifTool gives that IFD's tags priority the same way.
     For CR2 and IIQ it is the Exif IFD's ExifImageWidth/Height."""
-    if record.format == "TIFF":
+    if _DNG_VERSION in ifd0:
+        record.format = "DNG"
+    elif head[8:10] == b"CR":
+        record.format = "CR2"
+    else:
         ext = os.path.splitext(os.fsdecode(path))[1].lower()
         record.format = _TIFF_RAW_EXTENSIONS.get(ext, "TIFF")
     if record.format in ("CR2", "IIQ"):
         try:
             sub = ifd0.get_ifd(IFD_EXIF)
-        except Exception:  # already warned about by _read_exif
+        except Exception:  # already warned about by _read_exif (or no Exif object at all)
             return
         width, height = first_int(sub.get(0xA002)), first_int(sub.get(0xA003))
         if width and height:
