@@ -452,13 +452,9 @@ class Catalog:
     # digests (the hash stage of scan, catalog.ingest.hash_place) ----------------------------
     def count_undigested(self, root_id: int, prefix: str, algorithm: str) -> int:
         """How many rows under a root's folder ('' for all) have no `algorithm` digest."""
-        column = _digest_column(algorithm)
         with self.engine.connect() as conn:
-            live_id, base = self._live(conn, root_id)  # a root folded in meanwhile: its parent
-            q = select(func.count()).where(
-                t.photos.c.root_id == live_id, column.is_(None), _under(to_db(base + prefix))
-            )
-            return int(conn.execute(q).scalar_one())
+            where, _ = self._undigested(conn, root_id, prefix, algorithm)
+            return int(conn.execute(select(func.count()).where(*where)).scalar_one())
 
     def undigested(
         self, root_id: int, prefix: str, algorithm: str, after_id: int, limit: int
@@ -467,21 +463,28 @@ class Catalog:
         by id above `after_id` (pages through a large catalog in little memory). Paths are
         relative to `root_id`'s folder even when another scan has since folded that root into
         a parent root."""
-        column = _digest_column(algorithm)
         with self.engine.connect() as conn:
-            live_id, base = self._live(conn, root_id)
+            where, base = self._undigested(conn, root_id, prefix, algorithm)
             q = (
                 select(t.photos.c.id, t.photos.c.rel_path, t.photos.c.size, t.photos.c.mtime_ns)
-                .where(
-                    t.photos.c.root_id == live_id,
-                    column.is_(None),
-                    t.photos.c.id > after_id,
-                    _under(to_db(base + prefix)),
-                )
+                .where(*where, t.photos.c.id > after_id)
                 .order_by(t.photos.c.id)
                 .limit(limit)
             )
             return [(r[0], from_db(r[1])[len(base) :], r[2], r[3]) for r in conn.execute(q)]
+
+    def _undigested(
+        self, conn: Connection, root_id: int, prefix: str, algorithm: str
+    ) -> tuple[list[ColumnElement[bool]], str]:
+        """The conditions for rows under a root's folder with no `algorithm` digest, and the
+        prefix of that root inside its live root (a root folded in meanwhile: its parent's)."""
+        live_id, base = self._live(conn, root_id)
+        column = _digest_column(algorithm)
+        return [
+            t.photos.c.root_id == live_id,
+            column.is_(None),
+            _under(to_db(base + prefix)),
+        ], base
 
     def set_digests(self, algorithm: str, digests: Sequence[tuple[int, int, int, str]]) -> int:
         """Store (photo id, size, mtime_ns, hex digest) in the `algorithm` column, one
