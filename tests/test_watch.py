@@ -202,6 +202,7 @@ def test_start_catches_up_and_a_created_photo_is_ingested(
     wait_until(lambda: "2017/new.jpg" in rows(db))
     assert rows(db)["2017/new.jpg"]["model"] == "Newcomer"
     assert_in_step(db, folder)
+    wait_until(lambda: log.did("ingested"))  # logged just after the commit the rows show
     assert log.did("ingested") == [f"ingested {folder / '2017' / 'new.jpg'}"]
 
 
@@ -244,6 +245,7 @@ def test_part_file_renamed_at_the_end_is_ingested_once(
     wait_until(lambda: "2016/download.jpg" in rows(db))
     assert rows(db)["2016/download.jpg"]["model"] == "Browser"
     assert_in_step(db, folder)
+    wait_until(lambda: log.said("download.jpg"))
     assert len(log.said("download.jpg")) == 1
 
 
@@ -258,7 +260,8 @@ def test_rename_updates_the_row_in_place_without_reading(
     for key in ("id", "first_seen", "last_scanned", "sha256", "model"):
         assert after[key] == before[key], key  # same row, and not re-read (last_scanned)
     assert_in_step(db, folder)
-    assert log.did("moved") and not log.did("updated")
+    wait_until(lambda: log.did("moved"))
+    assert not log.did("updated")
 
 
 def test_folder_move_keeps_every_photo_id(
@@ -271,7 +274,7 @@ def test_folder_move_keeps_every_photo_id(
     moved = {rel.replace("2016/", "holiday 2016/", 1): i for rel, i in before.items()}
     wait_until(lambda: {k: r["id"] for k, r in rows(db).items() if k in moved} == moved)
     assert_in_step(db, folder)
-    assert log.did("moved folder")
+    wait_until(lambda: log.did("moved folder"))
 
 
 @pytest.mark.parametrize("what", ["file", "folder"])
@@ -324,7 +327,7 @@ def test_broken_file_is_recorded_with_its_error_and_watching_goes_on(
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff this is no jpeg")
     wait_until(lambda: "broken.jpg" in rows(db))
     assert rows(db)["broken.jpg"]["error"]
-    assert log.did("failed")
+    wait_until(lambda: log.did("failed"))  # logged just after the commit the rows show
     make_photo(folder / "after.jpg", model="Still Here")
     wait_until(lambda: "after.jpg" in rows(db))
     assert rows(db)["after.jpg"]["error"] is None
