@@ -13,7 +13,13 @@ up instead of read from files: no image exists. What is in it:
 * capture times uniform over 15 years (2010-2024), half with a UTC offset (and so a UTC instant);
 * GPS on 60%, over the same land boxes as make_corpus.py, with altitude on most;
 * exposure fields, orientation, software, a lens on some, a 12-tag raw listing, a fake SHA-256;
-* paths YYYY/MM/IMG_nnnnnnn.jpg under one root, /synthetic/photos on this host.
+* paths YYYY/MM/IMG_nnnnnnn.jpg under one root, /synthetic/photos on this host;
+* rows written in the order a scan of those folders writes them (`--order scan`, the default):
+  one month's folder after another (folders sorted, as a scan's walk takes them one at a time),
+  in a random order inside each, so a month's photos sit together in the file as they do in a
+  scanned library. `--order random` writes them in random time order, the worst case for a
+  date-range search (Catalog.upsert still writes each batch in path order, so with the default
+  `--batch 5000` a month's photos come in runs of ~30 at a million photos, not one by one).
 
 Deterministic for a given --seed. Prints the time it took and the photos/s.
 """
@@ -80,8 +86,23 @@ def offset_delta(offset: str) -> timedelta:
     return sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
 
 
-def record(i: int, device: tuple[str, str], rng: random.Random) -> PhotoRecord:
-    taken = START + timedelta(seconds=rng.randrange(SPAN_S))
+def capture_times(count: int, order: str, rng: random.Random) -> list[int]:
+    """Seconds after START for each photo, in the order they are written."""
+    seconds = [rng.randrange(SPAN_S) for _ in range(count)]
+    if order == "random":
+        return seconds
+    months: dict[str, list[int]] = {}
+    for s in seconds:
+        months.setdefault(f"{START + timedelta(seconds=s):%Y/%m}", []).append(s)
+    ordered: list[int] = []
+    for folder in sorted(months):
+        rng.shuffle(months[folder])  # a directory lists its files in no time order
+        ordered.extend(months[folder])
+    return ordered
+
+
+def record(i: int, second: int, device: tuple[str, str], rng: random.Random) -> PhotoRecord:
+    taken = START + timedelta(seconds=second)
     r = PhotoRecord(
         format="JPEG",
         width=4032,
@@ -138,11 +159,16 @@ def main() -> None:
     p.add_argument("--g920f", type=float, default=0.01, help="share of samsung SM-G920F photos")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch", type=int, default=5000, help="photos per upsert (transaction)")
+    p.add_argument(
+        "--order", choices=("scan", "random"), default="scan",
+        help="row order: folder by folder as a scan writes them, or random dates (worst case)",
+    )  # fmt: skip
     a = p.parse_args()
 
     rng = random.Random(a.seed)
     others = devices(a.devices, rng)
     weights = [1 / (rank + 1) ** 0.8 for rank in range(len(others))]  # Zipf-like popularity
+    seconds = capture_times(a.photos, a.order, rng)
     start = time.perf_counter()
     with open_catalog(a.db) as catalog:
         root = catalog.root_id("/synthetic/photos")
@@ -155,7 +181,7 @@ def main() -> None:
             for k in range(n):
                 i = done + k
                 device = ("samsung", "SM-G920F") if rng.random() < a.g920f else picks[k]
-                r = record(i, device, rng)
+                r = record(i, seconds[i], device, rng)
                 assert r.captured_at is not None
                 rel = f"{r.captured_at:%Y/%m}/IMG_{i:07d}.jpg"
                 digest = rng.randbytes(32).hex()
