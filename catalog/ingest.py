@@ -17,9 +17,13 @@ from collections.abc import Callable, Collection, Container, Iterable, Iterator,
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice, repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from catalog.store import Catalog, CatalogError, FileEntry, tags_json
+from catalog.errors import CatalogError
+from catalog.record import FileEntry, tags_json
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by whoever opens the catalog, not here
+    from catalog.store import Catalog
 
 IMAGE_EXTENSIONS = frozenset(
     [

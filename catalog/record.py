@@ -5,6 +5,7 @@ Plain data, no database and no CLI. `extract.extract(path)` builds one per file 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -55,3 +56,23 @@ class PhotoRecord:
     tags: list[RawTag] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # set when the file could not be read as an image
+
+
+@dataclass(slots=True)
+class FileEntry:
+    """One file to record: where it is, what stat said, what extraction found."""
+
+    root_id: int
+    rel_path: str
+    size: int
+    mtime_ns: int
+    record: PhotoRecord
+    sha256: str | None = None
+    # record.tags already serialised (tags_json) by the worker that read the file, so the listing
+    # crosses the process boundary as one string; record.tags is then empty. None: serialise here.
+    tags_json: str | None = None
+
+
+def tags_json(r: PhotoRecord) -> str:
+    """A record's tag listing as raw_tags.tags stores it."""
+    return json.dumps([[t.ifd, t.tag_id, t.name, t.value] for t in r.tags], ensure_ascii=False)

@@ -7,7 +7,6 @@ when one of them upgrades a read lock.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -41,31 +40,13 @@ from sqlalchemy.exc import DBAPIError
 
 from catalog import places
 from catalog import tables as t
+from catalog.errors import CatalogError
 from catalog.paths import from_db, to_db
-from catalog.record import PhotoRecord
+from catalog.record import FileEntry, PhotoRecord, tags_json
 from catalog.urls import database_url
 
 BUSY_TIMEOUT_MS = 60_000
 WRITE = {"photocat_write": True}
-
-
-class CatalogError(Exception):
-    """The catalog cannot be used as asked (missing, newer than this photocat, unwritable...)."""
-
-
-@dataclass(slots=True)
-class FileEntry:
-    """One file to record: where it is, what stat said, what extraction found."""
-
-    root_id: int
-    rel_path: str
-    size: int
-    mtime_ns: int
-    record: PhotoRecord
-    sha256: str | None = None
-    # record.tags already serialised (tags_json) by the worker that read the file, so the listing
-    # crosses the process boundary as one string; record.tags is then empty. None: serialise here.
-    tags_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -753,14 +734,6 @@ def _gps_row(photo_id: int, r: PhotoRecord) -> dict[str, object] | None:
         "altitude": r.altitude,
         "gps_time_utc": r.gps_time_utc,
     }
-
-
-def tags_json(r: PhotoRecord) -> str:
-    """A record's tag listing as raw_tags.tags stores it."""
-    return json.dumps([[t.ifd, t.tag_id, t.name, t.value] for t in r.tags], ensure_ascii=False)
-
-
-_tags_json = tags_json
 
 
 def _place_key(p: places.Place) -> tuple[str, str, str, str]:
