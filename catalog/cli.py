@@ -103,18 +103,17 @@ def scan(
 
     Example: photocat scan ~/Pictures
     """
-    from catalog.ingest import scan as run_scan
-    from catalog.store import CatalogError
+    from catalog.errors import CatalogError
+    from catalog.ingest import scan_catalog
 
-    catalog = open_db(db, create=True)
-    with catalog, _progress(quiet) as (advance, set_total):
+    with _progress(quiet) as (advance, set_total):
         try:
-            summary = run_scan(
-                catalog, folders, workers=workers, progress=advance, on_total=set_total,
+            summary = scan_catalog(
+                db, folders, workers=workers, progress=advance, on_total=set_total,
                 allow_empty=allow_empty,
                 hash_with=None if hash_with is HashChoice.none else hash_with.value,
             )  # fmt: skip
-        except CatalogError as exc:  # an unusable folder, or a catalog that cannot be written
+        except CatalogError as exc:  # an unusable catalog or folder, or a failed write
             fail(str(exc))
     from catalog.render import inert
 

@@ -25,3 +25,12 @@ def database_url(db: str | os.PathLike[str] | None = None) -> str:
     else:
         path = Path(value).expanduser()
     return f"sqlite:///{path.resolve()}"
+
+
+def new_sqlite_file(url: str) -> bool:
+    """Whether `url` (as database_url makes it) names a SQLite catalog file that does not exist
+    yet. False whenever in doubt (another database, memory, a query string, %-escapes)."""
+    scheme, sep, path = url.partition(":///")
+    if not sep or scheme.split("+")[0] != "sqlite" or "?" in path or "%" in path:
+        return False
+    return path not in ("", ":memory:") and not os.path.lexists(path)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Scanned, engine_for
+from conftest import Scanned, engine_for, sqlite_only
 from corpus import broken_expected
 from photos import make_photo
 from sqlalchemy import text
@@ -274,3 +275,109 @@ def test_a_scan_whose_root_was_adopted_meanwhile_still_digests_its_files(
         rel: hashlib.sha256((folder / rel).read_bytes()).hexdigest()
         for rel in ("2016/a.jpg", "2016/b.jpg")
     }
+
+
+# a first scan into a catalog that does not exist yet -------------------------------------------
+CONTENT = (
+    "SELECT p.rel_path, p.size, p.sha256, p.width, p.captured_at, d.make, d.model, p.error,"
+    " t.tags FROM photos p LEFT JOIN devices d ON d.id = p.device_id"
+    " JOIN raw_tags t ON t.photo_id = p.id ORDER BY p.rel_path"
+)
+
+
+def content(db: str) -> list[tuple]:  # type: ignore[type-arg]
+    engine = engine_for(db)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(CONTENT))]
+    engine.dispose()
+    return rows
+
+
+EARLY = """
+import sys
+from catalog import ingest
+
+real, seen = ingest._read_early, []
+
+def spy(*args):
+    early = real(*args)  # the folder walked, the workers given their first files
+    seen.append("sqlalchemy" in sys.modules)
+    return early
+
+ingest._read_early = spy
+summary = ingest.scan_catalog(sys.argv[1], [sys.argv[2]], workers=2)
+print(seen, summary.new, summary.failed, summary.unchanged)
+"""
+
+
+@sqlite_only
+def test_a_first_scan_reads_before_the_catalog_exists_and_stores_the_same(
+    tmp_path: Path, folder: Path
+) -> None:
+    for i in range(80):  # enough to be read by the process pool
+        make_photo(folder / "many" / f"{i}.jpg", model=f"M{i % 3}")
+    new, usual = tmp_path / "new.db", tmp_path / "usual.db"
+
+    def first_scan() -> str:
+        run = [sys.executable, "-c", EARLY, str(new), str(folder)]
+        return subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
+
+    # reading began before SQLAlchemy was even loaded, let alone the catalog made
+    assert first_scan() == "[False] 84 1 0"
+    with open_catalog(usual) as c:  # the usual path: open, then scan
+        scan(c, [folder], workers=2)
+    assert content(str(new)) == content(str(usual))
+    assert len(content(str(new))) == 84 and all(row[2] for row in content(str(new)))
+    # the catalog exists now: the usual path, nothing read again
+    assert first_scan() == "[] 0 0 84"
+
+
+def test_only_a_new_sqlite_file_is_read_early(tmp_path: Path) -> None:
+    from catalog.urls import database_url, new_sqlite_file
+
+    (tmp_path / "there.db").write_bytes(b"")
+    cases = {
+        database_url(tmp_path / "new.db"): True,
+        database_url(tmp_path / "there.db"): False,
+        database_url(tmp_path / "sub dir" / "new.db"): True,
+        f"sqlite:///{tmp_path}/new.db?mode=ro": False,
+        f"sqlite+pysqlite:///{tmp_path}/x.db": True,
+        "sqlite://": False,
+        "sqlite:///:memory:": False,
+        f"sqlite:///{tmp_path}/a%20b.db": False,
+        "postgresql://u@h/db": False,
+        "postgresql+psycopg:///photocat": False,
+    }
+    assert {url: new_sqlite_file(url) for url in cases} == cases
+
+
+def test_files_read_before_their_root_existed_land_under_the_root_found_later(
+    db: str, folder: Path
+) -> None:
+    """Between "the catalog file does not exist" and opening it, another scan may make it and
+    claim the parent folder: what was read early goes under that root, with the folder as its
+    prefix; rows the other scan stored count as updated, and rows of files gone are removed."""
+    from catalog import ingest
+
+    for i in range(70):
+        make_photo(folder / "2016" / "many" / f"{i}.jpg")
+    with open_catalog(db) as other:
+        scan(other, [folder], workers=1, hash_with=None)
+    (folder / "2016" / "b.jpg").unlink()
+    pool = ingest.worker_pool(2)
+    try:
+        early = ingest._read_early(str(folder / "2016"), pool)
+        with open_catalog(db) as c:
+            place = resolve_place(c, folder / "2016")
+            assert place.prefix == "2016/"
+            summary = ingest._scan_place(c, place, pool, None, None, False, "sha256", early)
+    finally:
+        pool.shutdown()
+    assert (summary.new, summary.updated, summary.removed) == (0, 71, 1)
+    rows = {r[0]: r for r in content(db)}
+    assert "2016/b.jpg" not in rows and "2016/many/69.jpg" in rows and "broken.jpg" in rows
+    assert all(r[2] for rel, r in rows.items() if rel.startswith("2016/"))  # digested there
+    engine = engine_for(db)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM roots")).scalar_one() == 1
+    engine.dispose()
