@@ -15,6 +15,7 @@ from corpus import broken_expected
 from photos import make_photo
 from sqlalchemy import text
 
+from catalog import ingest
 from catalog.ingest import RootError, is_candidate, resolve_place, scan
 from catalog.query import Filter, search
 from catalog.store import Catalog, open_catalog
@@ -305,8 +306,15 @@ def spy(*args):
     return early
 
 ingest._read_early = spy
+real_hash, hashed = ingest.hash_place, []
+
+def hash_spy(*args, **kwargs):
+    hashed.append(real_hash(*args, **kwargs))  # digests the hash stage itself stored
+    return hashed[-1]
+
+ingest.hash_place = hash_spy
 summary = ingest.scan_catalog(sys.argv[1], [sys.argv[2]], workers=2)
-print(seen, summary.new, summary.failed, summary.unchanged)
+print(seen, summary.new, summary.failed, summary.unchanged, hashed)
 """
 
 
@@ -322,14 +330,51 @@ def test_a_first_scan_reads_before_the_catalog_exists_and_stores_the_same(
         run = [sys.executable, "-c", EARLY, str(new), str(folder)]
         return subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
 
-    # reading began before SQLAlchemy was even loaded, let alone the catalog made
-    assert first_scan() == "[False] 84 1 0"
+    # Reading began before SQLAlchemy was even loaded, let alone the catalog made; every file
+    # was hashed meanwhile too, so the hash stage found nothing left to do.
+    assert first_scan() == "[False] 84 1 0 [0]"
     with open_catalog(usual) as c:  # the usual path: open, then scan
         scan(c, [folder], workers=2)
     assert content(str(new)) == content(str(usual))
     assert len(content(str(new))) == 84 and all(row[2] for row in content(str(new)))
     # the catalog exists now: the usual path, nothing read again
-    assert first_scan() == "[] 0 0 84"
+    assert first_scan() == "[] 0 0 84 [0]"
+    # without a hash, nothing is hashed early either
+    ingest.scan_catalog(tmp_path / "nohash.db", [folder], workers=2, hash_with=None)
+    assert [row[2] for row in content(str(tmp_path / "nohash.db"))] == [None] * 84
+
+
+def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
+    db: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest computed while the catalog was made is stored only on a row whose size and
+    mtime are those the file had when hashed; the hash stage digests the others again."""
+    for i in range(70):
+        make_photo(folder / "many" / f"{i}.jpg", model=f"M{i}")
+    monkeypatch.setattr(ingest, "EARLY_HASH_BYTES", 10**9)
+    pool = ingest.worker_pool(2)
+    try:
+        early = ingest._read_early(str(folder), pool, "sha256")
+        assert len(early.digests) == 3  # 74 files, 32 a task
+        for future in early.digests:
+            future.result()  # all hashed before anything changes
+        make_photo(folder / "many" / "5.jpg", model="Changed After Hashing")  # new size/mtime
+        with open_catalog(db) as c:
+            place = resolve_place(c, folder)
+            entries = list(ingest._rerooted(early.entries, place))
+            for e in entries:  # the record read before the change; its row says so
+                if e.rel_path == "many/5.jpg":
+                    e.size += 1
+            c.upsert(entries)
+            assert ingest._store_early_digests(c, place, early, "sha256") == 73
+            stored = {r[0]: r[2] for r in content(db)}
+            assert stored["many/5.jpg"] is None
+            assert (
+                stored["many/6.jpg"]
+                == hashlib.sha256((folder / "many" / "6.jpg").read_bytes()).hexdigest()
+            )
+    finally:
+        pool.shutdown()
 
 
 def test_only_a_new_sqlite_file_is_read_early(tmp_path: Path) -> None:
@@ -357,8 +402,6 @@ def test_files_read_before_their_root_existed_land_under_the_root_found_later(
     """Between "the catalog file does not exist" and opening it, another scan may make it and
     claim the parent folder: what was read early goes under that root, with the folder as its
     prefix; rows the other scan stored count as updated, and rows of files gone are removed."""
-    from catalog import ingest
-
     for i in range(70):
         make_photo(folder / "2016" / "many" / f"{i}.jpg")
     with open_catalog(db) as other:
@@ -366,7 +409,7 @@ def test_files_read_before_their_root_existed_land_under_the_root_found_later(
     (folder / "2016" / "b.jpg").unlink()
     pool = ingest.worker_pool(2)
     try:
-        early = ingest._read_early(str(folder / "2016"), pool)
+        early = ingest._read_early(str(folder / "2016"), pool, "sha256")
         with open_catalog(db) as c:
             place = resolve_place(c, folder / "2016")
             assert place.prefix == "2016/"
