@@ -14,7 +14,7 @@ from catalog.render import OutputFormat, csv_cell, inert, render
 HOSTILE = {
     "path": "/p/a.jpg",
     "make": '=HYPERLINK("https://example.invalid/x","click") \x1b[31m\x1b[1mRED\x1b[0m'
-    ' [bold red]x[/] \x1b]0;pwned\x07',
+    " [bold red]x[/] \x1b]0;pwned\x07",
     "model": "@SUM(1+1)*cmd|' /C calc'!A0 [link=https://example.invalid]m[/link]",
     "software": "+1+1 \x1b[2J\x1b[H[/] [red",
     "lens_model": "-2+3 \u202eevil\u202c \r\n",
