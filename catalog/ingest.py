@@ -476,8 +476,9 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
             budget -= st.st_size
         files.append(path)
     base = len(folder.rstrip(os.sep)) + 1
-    jobs = [Job(path, 0, path[base:].replace(os.sep, "/")) for path in files]
-    early = _Early(files, skipped, unreadable, read_files(jobs, pool, sha256=False))
+    jobs = (Job(path, 0, path[base:].replace(os.sep, "/")) for path in files)  # made as read
+    reader = pool if len(files) >= IN_PROCESS_BELOW else None
+    early = _Early(files, skipped, unreadable, read_files(jobs, reader, sha256=False))
     if hash_with is not None and len(files) >= IN_PROCESS_BELOW:  # else read and hashed here
         early.digests = [
             pool.submit(_digest_chunk, chunk, hash_with) for chunk in _batched(to_hash, CHUNK)
