@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -71,13 +71,14 @@ class TimeBound:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
                 d = date.fromisoformat(t)
                 start = datetime(d.year, d.month, d.day)
-                return cls(start, start + timedelta(days=1))
+                return cls(start, _end(lambda: start + timedelta(days=1)))
             if re.fullmatch(r"\d{4}-\d{2}", t):
                 start = datetime.strptime(t, "%Y-%m")
-                nxt = datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
-                return cls(start, nxt)
+                y, m = start.year + start.month // 12, start.month % 12 + 1
+                return cls(start, _end(lambda: datetime(y, m, 1)))
             if re.fullmatch(r"\d{4}", t):
-                return cls(datetime(int(t), 1, 1), datetime(int(t) + 1, 1, 1))
+                year = int(t)
+                return cls(datetime(year, 1, 1), _end(lambda: datetime(year + 1, 1, 1)))
             dt = datetime.fromisoformat(t.replace(" ", "T"))
         except ValueError:
             raise QueryError(
@@ -88,7 +89,16 @@ class TimeBound:
         step = timedelta(seconds=1) if dt.second or t.count(":") >= 2 else timedelta(minutes=1)
         if dt.microsecond:
             step = timedelta(microseconds=1)
-        return cls(dt, dt + step)
+        return cls(dt, _end(lambda: dt + step))
+
+
+def _end(after: Callable[[], datetime]) -> datetime:
+    """The instant after a bound; past the end of year 9999, the last one Python can hold (a
+    range "to 9999-12-31" then leaves out only its very last microsecond)."""
+    try:
+        return after()
+    except (OverflowError, ValueError):
+        return datetime.max
 
 
 @dataclass(frozen=True, slots=True)
