@@ -195,6 +195,8 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(time_col >= f.date_from.start)
     if f.date_to is not None:
         conds.append(time_col < f.date_to.end)
+    if not f.utc:
+        conds.extend(_sort_time_bounds(f))
     if f.has_gps is True:
         conds.append(
             and_(t.gps_positions.c.latitude.is_not(None), t.gps_positions.c.longitude.is_not(None))
@@ -210,6 +212,27 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
     if f.path is not None:
         conds.append(_path_match(f.path))
     return conds
+
+
+# sort_time is the UTC instant where known, else the local time itself; a UTC offset is always
+# less than a day (Python's tzinfo contract; extraction keeps tag and GPS offsets within
+# -12:00..+14:00), so sort_time lies within a day of captured_at.
+SORT_TIME_SLACK = timedelta(days=1)
+
+
+def _sort_time_bounds(f: Filter) -> list[ColumnElement[bool]]:
+    """A local-time range widened by a day, on sort_time: implied by the range itself, so no
+    photo is lost, and it lets the sort_time index find the photos already in the order a
+    search returns them (no sort of every matching row before the first one comes out)."""
+    bounds: list[ColumnElement[bool]] = []
+    try:
+        if f.date_from is not None:
+            bounds.append(t.photos.c.sort_time >= f.date_from.start - SORT_TIME_SLACK)
+        if f.date_to is not None:
+            bounds.append(t.photos.c.sort_time < f.date_to.end + SORT_TIME_SLACK)
+    except OverflowError:  # a bound within a day of year 1 or 9999: nothing to narrow
+        return []
+    return bounds
 
 
 def _path_match(value: str) -> ColumnElement[bool]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -156,12 +157,14 @@ def plan(catalog: Catalog, f: query.Filter) -> str:
         # (device_id, sort_time): a device's photos in the order searches sort them
         (query.Filter(model="SM-G920F", limit=100), "ix_photos_device_sort"),
         (query.Filter(make="samsung"), "ix_photos_device_sort"),
+        # a local-time range, also bounded on sort_time (a day wider): found in the order a
+        # search returns it, no sort of every matching row before the first comes out
         (
             query.Filter(
                 date_from=query.TimeBound.parse("2016-11-01"),
                 date_to=query.TimeBound.parse("2016-11-30"),
             ),
-            "ix_photos_captured_at",
+            "ix_photos_sort_time",
         ),
         (
             query.Filter(utc=True, date_from=query.TimeBound.parse("2016")),
@@ -179,3 +182,42 @@ def test_used_by_queries_are_index_lookups(catalog: Catalog, f: query.Filter, in
     p = plan(catalog, f)
     assert index in p, p
     assert "SCAN photos" not in p.replace("SCAN photos USING INDEX", ""), p
+    if f.date_from is not None and not f.utc:  # the index gives the order: nothing to sort
+        assert "TEMP B-TREE" not in p, p
+
+
+def test_a_local_date_range_loses_no_photo_to_its_sort_time_bound(catalog: Catalog) -> None:
+    """The range on captured_at is also put on sort_time, a day wider: photos whose UTC instant
+    is far from their local time (offsets up to a day) must still be found, and only those."""
+    root = catalog.root_id("/p")
+    assert root is not None
+    local_utc = {  # name: (local time, UTC instant or None)
+        "first-plus14.jpg": ("2016-11-01 00:30", "2016-10-31 10:30"),  # +14:00
+        "last-minus12.jpg": ("2016-11-30 23:30", "2016-12-01 11:30"),  # -12:00
+        "almost-a-day.jpg": ("2016-11-01 00:00", "2016-11-01 23:59"),  # -23:59, the tzinfo limit
+        "no-utc.jpg": ("2016-11-15 12:00", None),
+        "before.jpg": ("2016-10-31 23:59", "2016-11-01 09:59"),  # UTC in range, local not
+        "after.jpg": ("2016-12-01 00:00", "2016-11-30 10:00"),
+    }
+    catalog.upsert(
+        [
+            entry(
+                root, name,
+                captured_at=datetime.fromisoformat(local),
+                captured_at_utc=datetime.fromisoformat(utc) if utc else None,
+            )
+            for name, (local, utc) in local_utc.items()
+        ]
+    )  # fmt: skip
+    tb = query.TimeBound.parse
+
+    def names(f: query.Filter) -> list[str]:
+        return [Path(r["path"]).name for r in query.search(catalog, f)]
+
+    month = query.Filter(date_from=tb("2016-11-01"), date_to=tb("2016-11-30"))
+    assert names(month) == ["first-plus14.jpg", "almost-a-day.jpg", "no-utc.jpg",
+                            "last-minus12.jpg"]  # fmt: skip  # in sort_time order
+    assert query.count(catalog, month) == 4
+    assert names(query.Filter(date_from=tb("2016-12-01"))) == ["after.jpg"]
+    # bounds a day from the ends of the calendar: nothing to widen, nothing lost
+    assert len(names(query.Filter(date_from=tb("0001-01-01"), date_to=tb("9999-12-31")))) == 6
