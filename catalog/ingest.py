@@ -476,7 +476,7 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
             budget -= st.st_size
         files.append(path)
     base = len(folder.rstrip(os.sep)) + 1
-    jobs = (Job(path, 0, path[base:].replace(os.sep, "/")) for path in files)  # made as read
+    jobs = (Job(path, 0, _rel(path, base)) for path in files)  # made as read
     reader = pool if len(files) >= IN_PROCESS_BELOW else None
     early = _Early(files, skipped, unreadable, read_files(jobs, reader, sha256=False))
     if hash_with is not None and len(files) >= IN_PROCESS_BELOW:  # else read and hashed here
@@ -491,7 +491,7 @@ def _store_early_digests(catalog: Catalog, place: Place, early: _Early, hash_wit
     the file had when hashed (set_digests checks again). Returns how many were stored."""
     base = len(place.root_path.rstrip(os.sep)) + 1
     done = [d for future in early.digests for d in future.result() if d[3] is not None]
-    rels = {i: early.files[i][base:].replace(os.sep, "/") for i, _, _, _ in done}
+    rels = {i: _rel(early.files[i], base) for i, _, _, _ in done}
     states = catalog.states_of(place.root_id, rels.values())
     batch = [
         (state.photo_id, size, mtime_ns, digest)
@@ -500,6 +500,12 @@ def _store_early_digests(catalog: Catalog, place: Place, early: _Early, hash_wit
         and (state.size, state.mtime_ns) == (size, mtime_ns)
     ]
     return catalog.set_digests(hash_with, batch)  # type: ignore[arg-type]  # None filtered out
+
+
+def _rel(path: str, base: int) -> str:
+    """`path` relative to the folder whose path (with its separator) is `base` characters long,
+    in the catalog's '/'-separated form."""
+    return path[base:].replace(os.sep, "/")
 
 
 def _rerooted(entries: Iterator[FileEntry], place: Place) -> Iterator[FileEntry]:
@@ -542,7 +548,7 @@ def _scan_place(
     unreadable: list[str] = []
     if early is None:
         for path, st in walk(top, summary.skipped, unreadable):
-            rel = path[root_len:].replace(os.sep, "/")
+            rel = _rel(path, root_len)
             old = known.pop(rel, None)
             if old is not None:
                 if old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
@@ -550,15 +556,15 @@ def _scan_place(
                     continue
                 updated.add(rel)
             to_read.append(path)
-        jobs = (Job(path, place.root_id, path[root_len:].replace(os.sep, "/")) for path in to_read)
+        jobs = (Job(path, place.root_id, _rel(path, root_len)) for path in to_read)
         reader = pool if len(to_read) >= IN_PROCESS_BELOW else None
         entries = read_files(jobs, reader, sha256=False)
     else:  # all read already: rows found now (another process made the catalog) are updated
         summary.skipped.extend(early.skipped)
         unreadable = early.unreadable
         to_read = early.files
-        for path in to_read:
-            rel = path[root_len:].replace(os.sep, "/")
+        for path in to_read if known else ():  # a new catalog: nothing to match
+            rel = _rel(path, root_len)
             if known.pop(rel, None) is not None:
                 updated.add(rel)
         entries = _rerooted(early.entries, place)
@@ -568,7 +574,7 @@ def _scan_place(
     store_entries(catalog, entries, updated, summary, progress)
     del to_read, updated
     # Gone: known, not seen, and neither below nor at a place the walk could not read.
-    blind = [b[root_len:].replace(os.sep, "/") for b in unreadable]
+    blind = [_rel(b, root_len) for b in unreadable]
     gone = [r for r in known if not any(r == b or r.startswith(b + "/") for b in blind)]
     if gone:
         summary.removed = catalog.remove(place.root_id, gone)
