@@ -49,6 +49,22 @@ def dump(db: str) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
     return rows
 
 
+CONTENT = (
+    "SELECT p.rel_path, p.size, p.sha256, p.width, p.captured_at, d.make, d.model, p.error,"
+    " t.tags FROM photos p LEFT JOIN devices d ON d.id = p.device_id"
+    " JOIN raw_tags t ON t.photo_id = p.id ORDER BY p.rel_path"
+)
+
+
+def content(db: str) -> list[tuple]:  # type: ignore[type-arg]
+    """What two scans of the same files must agree on, ids and timestamps aside."""
+    engine = engine_for(db)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(CONTENT))]
+    engine.dispose()
+    return rows
+
+
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     top = tmp_path / "photos"
@@ -112,22 +128,7 @@ def test_worker_processes_give_the_same_catalog(new_db: Callable[[], str], folde
         db = new_db()
         with open_catalog(db) as c:
             scan(c, [folder], workers=workers)
-        engine = engine_for(db)
-        with engine.connect() as conn:
-            contents.append(
-                [
-                    tuple(r)
-                    for r in conn.execute(
-                        text(
-                            "SELECT p.rel_path, p.sha256, p.width, p.captured_at, d.make, d.model,"
-                            " p.error, t.tags"
-                            " FROM photos p LEFT JOIN devices d ON d.id = p.device_id"
-                            " JOIN raw_tags t ON t.photo_id = p.id ORDER BY p.rel_path"
-                        )
-                    )
-                ]
-            )
-        engine.dispose()
+        contents.append(content(db))
     assert contents[0] == contents[1]
     assert len(contents[0]) == 74
 
@@ -279,21 +280,6 @@ def test_a_scan_whose_root_was_adopted_meanwhile_still_digests_its_files(
 
 
 # a first scan into a catalog that does not exist yet -------------------------------------------
-CONTENT = (
-    "SELECT p.rel_path, p.size, p.sha256, p.width, p.captured_at, d.make, d.model, p.error,"
-    " t.tags FROM photos p LEFT JOIN devices d ON d.id = p.device_id"
-    " JOIN raw_tags t ON t.photo_id = p.id ORDER BY p.rel_path"
-)
-
-
-def content(db: str) -> list[tuple]:  # type: ignore[type-arg]
-    engine = engine_for(db)
-    with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(text(CONTENT))]
-    engine.dispose()
-    return rows
-
-
 EARLY = """
 import sys
 from catalog import ingest
