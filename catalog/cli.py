@@ -6,7 +6,9 @@ could not do its work (catalog or folder unusable, bad query, file not catalogue
 
 from __future__ import annotations
 
+import errno
 import inspect
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -225,7 +227,15 @@ def _emit(rows: Any, fmt: OutputFormat, keys: Any, columns: Any) -> None:
         fail(f"--format {fmt} lists photo paths; use table, json, jsonl or csv here", 2)
     from catalog.render import render
 
-    render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
+    try:
+        render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
+        sys.stdout.flush()  # a full disk shows here, not as an ignored exception at exit
+    except OSError as e:
+        if e.errno == errno.EPIPE:
+            raise  # the reader went away (`| head`): click ends quietly
+        # what is still buffered cannot be written either: dropped, not reported again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        fail(f"cannot write the output: {e.strerror or e}")
 
 
 @app.command()

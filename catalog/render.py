@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
@@ -92,7 +92,40 @@ def csv_cell(value: object) -> object:
     return value
 
 
-def write_json(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+class Sink(Protocol):
+    """Where the text writers write: a text stream, or a Batched one."""
+
+    def write(self, text: str, /) -> int: ...
+
+
+class Batched:
+    """Writes gathered and passed on to a stream BATCH characters at a time. Where output is
+    unbuffered (PYTHONUNBUFFERED=1, common in containers) each row's write is a system call
+    of its own: 5,498 of them took ~45 ms of a 0.5 s search."""
+
+    BATCH = 64 * 1024
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self._parts: list[str] = []
+        self._size = 0
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size >= self.BATCH:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._parts:
+            self.out.write("".join(self._parts))
+            self._parts.clear()
+            self._size = 0
+        self.out.flush()
+
+
+def write_json(rows: Iterable[dict[str, Any]], out: Sink) -> None:
     out.write("[")
     for i, row in enumerate(rows):
         out.write(",\n " if i else "\n ")
@@ -100,12 +133,12 @@ def write_json(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
     out.write("\n]\n")
 
 
-def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+def write_jsonl(rows: Iterable[dict[str, Any]], out: Sink) -> None:
     for row in rows:
         out.write(dumps(row) + "\n")
 
 
-def write_csv(rows: Iterable[dict[str, Any]], keys: Sequence[str], out: IO[str]) -> None:
+def write_csv(rows: Iterable[dict[str, Any]], keys: Sequence[str], out: Sink) -> None:
     # RFC 4180 line ends: with "\n" alone Python's writer leaves a bare "\r" in a value
     # unquoted, and spreadsheets then split the row there (a tag could forge rows).
     writer = csv.writer(out, lineterminator="\r\n")
@@ -114,7 +147,7 @@ def write_csv(rows: Iterable[dict[str, Any]], keys: Sequence[str], out: IO[str])
         writer.writerow([csv_cell(row.get(k)) for k in keys])
 
 
-def write_paths(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+def write_paths(rows: Iterable[dict[str, Any]], out: Sink) -> None:
     """One path per line, always: a newline (or any control character, or a byte that is not
     UTF-8) in a name is written as a \\xNN escape, so no name can forge a second line."""
     for row in rows:
@@ -130,8 +163,13 @@ def write_paths0(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
             out.write(row["path"] + "\0")
         return
     out.flush()
+    batch: list[bytes] = []  # written a few hundred at a time: see Batched
     for row in rows:
-        binary.write(os.fsencode(row["path"]) + b"\0")
+        batch.append(os.fsencode(row["path"]) + b"\0")
+        if len(batch) == 500:
+            binary.write(b"".join(batch))
+            batch.clear()
+    binary.write(b"".join(batch))
     binary.flush()
 
 
@@ -166,14 +204,17 @@ def render(
     console: Any = None,
 ) -> None:
     """Write rows in the chosen format. Table output goes through a rich console."""
-    if fmt is OutputFormat.json:
-        write_json(rows, out)
-    elif fmt is OutputFormat.jsonl:
-        write_jsonl(rows, out)
-    elif fmt is OutputFormat.csv:
-        write_csv(rows, keys, out)
-    elif fmt is OutputFormat.paths:
-        write_paths(rows, out)
+    if fmt in (OutputFormat.json, OutputFormat.jsonl, OutputFormat.csv, OutputFormat.paths):
+        batched = Batched(out)
+        if fmt is OutputFormat.json:
+            write_json(rows, batched)
+        elif fmt is OutputFormat.jsonl:
+            write_jsonl(rows, batched)
+        elif fmt is OutputFormat.csv:
+            write_csv(rows, keys, batched)
+        else:
+            write_paths(rows, batched)
+        batched.flush()
     elif fmt is OutputFormat.paths0:
         write_paths0(rows, out)
     else:

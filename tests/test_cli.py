@@ -262,3 +262,29 @@ def test_watch_of_a_missing_folder_fails_like_scan(tmp_path: Path, db: str) -> N
             isinstance(h, logging.StreamHandler) for h in logging.getLogger(name).handlers
         ), name
         assert logging.getLogger(name).propagate
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("fmt", ["table", "jsonl", "paths0"])
+def test_output_that_cannot_be_written_is_one_clear_error(
+    scanned: str, fmt: str, unbuffered: str
+) -> None:
+    """A full disk under the output: one line saying so and exit 1, not a traceback, and not
+    an ignored exception at exit either, buffered or not."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "catalog.cli", "search", "--db", scanned, "--format", fmt],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr == "photocat: cannot write the output: No space left on device\n"

@@ -5,11 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 import pytest
 from rich.console import Console
 
-from catalog.render import OutputFormat, csv_cell, inert, render
+from catalog.render import (
+    Batched,
+    OutputFormat,
+    csv_cell,
+    inert,
+    render,
+    write_csv,
+    write_json,
+    write_jsonl,
+    write_paths,
+)
 
 HOSTILE = {
     "path": "/p/a.jpg",
@@ -92,6 +103,52 @@ def test_json_is_valid_and_exact(fmt: OutputFormat) -> None:
         rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert rows == [HOSTILE, HOSTILE]
     assert list(rows[0]) == KEYS
+
+
+class CountingStream(io.StringIO):
+    """A text stream that counts the writes reaching it (each one a system call where output
+    is unbuffered, as with PYTHONUNBUFFERED=1)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.mark.parametrize(
+    "fmt", [OutputFormat.json, OutputFormat.jsonl, OutputFormat.csv, OutputFormat.paths]
+)
+def test_many_rows_reach_the_stream_in_a_few_large_writes(fmt: OutputFormat) -> None:
+    rows = [{**HOSTILE, "path": f"/photos/{i:05}.jpg"} for i in range(3000)]
+    one_by_one = io.StringIO()
+    {
+        OutputFormat.json: lambda: write_json(rows, one_by_one),
+        OutputFormat.jsonl: lambda: write_jsonl(rows, one_by_one),
+        OutputFormat.csv: lambda: write_csv(rows, KEYS, one_by_one),
+        OutputFormat.paths: lambda: write_paths(rows, one_by_one),
+    }[fmt]()
+    out = CountingStream()
+    render(rows, fmt, out, keys=KEYS)
+    assert out.getvalue() == one_by_one.getvalue()  # the same text, all of it
+    assert out.writes <= len(out.getvalue()) // Batched.BATCH + 1 < len(rows) // 10
+
+
+def test_paths0_reaches_the_stream_in_a_few_large_writes() -> None:
+    rows = [{"path": f"/photos/{i:05}.jpg"} for i in range(3000)]
+    raw = CountingBytes()
+    out = io.TextIOWrapper(raw, encoding="utf-8")
+    render(rows, OutputFormat.paths0, out, keys=["path"])
+    assert raw.getvalue() == b"".join(f"/photos/{i:05}.jpg".encode() + b"\0" for i in range(3000))
+    assert raw.writes <= 10
+
+
+class CountingBytes(io.BytesIO):
+    writes = 0
+
+    def write(self, data: Any) -> int:
+        self.writes += 1
+        return super().write(data)
 
 
 def test_empty_json_is_an_empty_list() -> None:
