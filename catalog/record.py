@@ -67,10 +67,11 @@ class FileEntry:
     size: int
     mtime_ns: int
     record: PhotoRecord
-    sha256: str | None = None
+    sha256: str | None = None  # the digests taken while reading, if any (else the hash stage's)
     # record.tags already serialised (tags_json) by the worker that read the file, so the listing
     # crosses the process boundary as one string; record.tags is then empty. None: serialise here.
     tags_json: str | None = None
+    blake2b: str | None = None
 
 
 def tags_json(r: PhotoRecord) -> str:

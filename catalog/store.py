@@ -695,7 +695,9 @@ def _photo_row(e: FileEntry, device_id: int | None, stamp: datetime) -> dict[str
         "rel_path": to_db(e.rel_path),
         "size": e.size,
         "mtime_ns": e.mtime_ns,
+        # Both digest columns, always: a file read again must not keep a digest of its old bytes.
         "sha256": e.sha256,
+        "blake2b": e.blake2b,
         "format": r.format,
         "width": r.width,
         "height": r.height,

@@ -105,6 +105,25 @@ def test_hash_choice_is_stored_under_its_algorithm(catalog: Catalog, folder: Pat
     assert digests(catalog)["a.jpg"] == (sha256(a), blake)
 
 
+@pytest.mark.parametrize("algorithm", ["sha256", "blake2b"])
+def test_a_changed_file_keeps_no_digest_of_its_old_bytes(
+    catalog: Catalog, folder: Path, algorithm: str
+) -> None:
+    """Each algorithm's column: a file re-read after a change loses the old digest at once, and
+    the next scan with that hash stores the digest of its new bytes."""
+    a = folder / "2016" / "a.jpg"
+    scan(catalog, [folder], workers=1, hash_with=algorithm)
+    column = 0 if algorithm == "sha256" else 1
+    assert digests(catalog)["a.jpg"][column] is not None
+    a.write_bytes(a.read_bytes() + b"appended")
+    s = scan(catalog, [folder], workers=1, hash_with=None)
+    assert s.updated == 1
+    assert digests(catalog)["a.jpg"] == (None, None)  # no stale digest, in either column
+    scan(catalog, [folder], workers=1, hash_with=algorithm)
+    new = hashlib.new(algorithm, a.read_bytes(), **({"digest_size": 32} if column else {}))
+    assert digests(catalog)["a.jpg"][column] == new.hexdigest()
+
+
 def test_hash_none_leaves_digests_null_until_a_scan_with_a_hash(
     catalog: Catalog, folder: Path
 ) -> None:
