@@ -72,6 +72,11 @@ CHUNK = 32  # files per task sent to a worker process (one round trip each)
 # stores a batch (or loads the place data), few enough that memory stays flat (~10 MB).
 READ_AHEAD = 4096
 HASH_BATCH = 1000  # digests written per transaction by the hash stage
+# A file up to this size is hashed as it is read (hashing it costs about what reading its
+# metadata does, ~0.2 ms; its record waits no longer than that): one open instead of two, and
+# its digest goes in with its row instead of an UPDATE after. Larger files (most camera photos)
+# are hashed in the hash stage, after every record is searchable.
+INLINE_HASH_BYTES = 256 * 1024
 # A first scan hashes this much of its first files while the catalog is being made (~0.4 s of
 # two cores here), so large photos do not leave the workers idle then.
 EARLY_HASH_BYTES = 1 << 30
@@ -183,11 +188,14 @@ def _link_reason(entry: os.DirEntry[str]) -> str | None:
     return None
 
 
-def read_file(job: Job, sha256: bool = True) -> FileEntry:
-    """Extract one file and, with `sha256`, hash it (runs in a worker process). Never raises.
-    scan passes sha256=False and hashes in a stage of its own (hash_place), after the records
-    are stored and searchable. The tag listing travels serialised (entry.tags_json): one string
-    crosses the process boundary faster than a hundred small objects."""
+def read_file(
+    job: Job, hash_with: str | None = "sha256", hash_up_to: int | None = None
+) -> FileEntry:
+    """Extract one file and, with `hash_with`, take its digest (runs in a worker process). Never
+    raises. With `hash_up_to`, only a file of at most that many bytes is hashed here; a larger
+    one is left to the hash stage (hash_place), which runs after the records are stored and
+    searchable. The tag listing travels serialised (entry.tags_json): one string crosses the
+    process boundary faster than a hundred small objects."""
     from catalog.extract import extract, open_regular  # here: a rescan never needs Pillow
 
     record = extract(job.path)
@@ -197,22 +205,33 @@ def read_file(job: Job, sha256: bool = True) -> FileEntry:
         with open_regular(job.path, follow_symlinks=False) as fh:
             st = os.fstat(fh.fileno())
             size, mtime_ns = st.st_size, st.st_mtime_ns
-            if sha256:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            if hash_with is not None and (hash_up_to is None or size <= hash_up_to):
+                digest = hashlib.file_digest(fh, HASHES[hash_with]).hexdigest()
+                st = os.fstat(fh.fileno())
+                if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                    digest = None  # written to while hashed: not the bytes of this record
     except OSError as exc:
         if record.error is None:
             record.error = f"cannot read file: {exc.strerror or exc}"
     listing = tags_json(record)
     record.tags = []
-    return FileEntry(job.root_id, job.rel_path, size, mtime_ns, record, digest, listing)
+    return FileEntry(
+        job.root_id, job.rel_path, size, mtime_ns, record,
+        sha256=digest if hash_with == "sha256" else None, tags_json=listing,
+        blake2b=digest if hash_with == "blake2b" else None,
+    )  # fmt: skip
 
 
-def _read_chunk(jobs: list[Job], sha256: bool) -> list[FileEntry]:
-    return [read_file(job, sha256) for job in jobs]
+def _read_chunk(jobs: list[Job], hash_with: str | None, hash_up_to: int | None) -> list[FileEntry]:
+    return [read_file(job, hash_with, hash_up_to) for job in jobs]
 
 
 def read_files(
-    jobs: Iterable[Job], pool: Executor | None = None, *, sha256: bool = True
+    jobs: Iterable[Job],
+    pool: Executor | None = None,
+    *,
+    hash_with: str | None = "sha256",
+    hash_up_to: int | None = None,
 ) -> Iterator[FileEntry]:
     """read_file over jobs, in order: in this process, or in the pool's workers, CHUNK files a
     task with at most READ_AHEAD files submitted ahead of the caller, so however many files
@@ -221,7 +240,7 @@ def read_files(
     With a pool the reading starts now, not at the first next(): the workers are given their
     first READ_AHEAD files at once, so they read while the caller does something else."""
     if pool is None or (isinstance(jobs, Sized) and len(jobs) < IN_PROCESS_BELOW):
-        return (read_file(job, sha256) for job in jobs)
+        return (read_file(job, hash_with, hash_up_to) for job in jobs)
     jobs = iter(jobs)
     first: list[FileEntry] = []
     if _forks_at_first_task(pool):
@@ -229,11 +248,12 @@ def read_files(
         # extraction loaded for it (Pillow; timezonefinder, ~0.2 s of CPU, once one of these
         # photos has a GPS position) instead of each worker loading it again. A scan of photos
         # without positions never loads timezonefinder, here or there.
-        first = [read_file(job, sha256) for job in islice(jobs, CHUNK)]
+        first = [read_file(job, hash_with, hash_up_to) for job in islice(jobs, CHUNK)]
     chunks = _batched(jobs, CHUNK)
     limit = _tasks_ahead(pool)
-    waiting = deque(pool.submit(_read_chunk, chunk, sha256) for chunk in islice(chunks, limit))
-    return chain(first, _bounded(pool, _read_chunk, chunks, limit, sha256, waiting=waiting))
+    args = (hash_with, hash_up_to)
+    waiting = deque(pool.submit(_read_chunk, chunk, *args) for chunk in islice(chunks, limit))
+    return chain(first, _bounded(pool, _read_chunk, chunks, limit, *args, waiting=waiting))
 
 
 def _forks_at_first_task(pool: Executor) -> bool:
@@ -471,14 +491,19 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
     to_hash: list[tuple[int, str, int, int]] = []
     budget = EARLY_HASH_BYTES
     for path, st in walk(folder, skipped, unreadable):
-        if hash_with is not None and len(files) < READ_AHEAD and st.st_size <= budget:
+        if (
+            hash_with is not None
+            and len(files) < READ_AHEAD
+            and INLINE_HASH_BYTES < st.st_size <= budget
+        ):
             to_hash.append((len(files), path, st.st_size, st.st_mtime_ns))
             budget -= st.st_size
         files.append(path)
     base = len(folder.rstrip(os.sep)) + 1
     jobs = (Job(path, 0, _rel(path, base)) for path in files)  # made as read
     reader = pool if len(files) >= IN_PROCESS_BELOW else None
-    early = _Early(files, skipped, unreadable, read_files(jobs, reader, sha256=False))
+    entries = read_files(jobs, reader, hash_with=hash_with, hash_up_to=INLINE_HASH_BYTES)
+    early = _Early(files, skipped, unreadable, entries)
     if hash_with is not None and len(files) >= IN_PROCESS_BELOW:  # else read and hashed here
         early.digests = [
             pool.submit(_digest_chunk, chunk, hash_with) for chunk in _batched(to_hash, CHUNK)
@@ -558,7 +583,7 @@ def _scan_place(
             to_read.append(path)
         jobs = (Job(path, place.root_id, _rel(path, root_len)) for path in to_read)
         reader = pool if len(to_read) >= IN_PROCESS_BELOW else None
-        entries = read_files(jobs, reader, sha256=False)
+        entries = read_files(jobs, reader, hash_with=hash_with, hash_up_to=INLINE_HASH_BYTES)
     else:  # all read already: rows found now (another process made the catalog) are updated
         summary.skipped.extend(early.skipped)
         unreadable = early.unreadable
@@ -714,7 +739,8 @@ def ingest_changes(
     pool: Executor | None = None,
     pool_from: int = IN_PROCESS_BELOW,
     batch_size: int = BATCH_SIZE,
-    sha256: bool = True,
+    hash_with: str | None = "sha256",
+    hash_up_to: int | None = None,
 ) -> ChangeReport:
     """Bring the rows of just these files in step with the disk: stat each; read new and changed
     ones (by size and mtime, or every one in `force`) with `read_files`; delete rows of files that
@@ -724,8 +750,9 @@ def ingest_changes(
     is still being written, and a half-written read must never be recorded. Nothing is removed
     while the root looks unmounted or a file's folder cannot be read (those go to `kept`).
     `pool_from`: fewer files than this are read in this process (a daemon whose workers are
-    already running can use them for smaller batches than scan does). `sha256=False` stores
-    records with a null digest, for `hash_some` (or scan's hash stage) to fill in afterwards.
+    already running can use them for smaller batches than scan does). `hash_with`, `hash_up_to`:
+    as read_file takes them; a record stored without its digest gets it from `hash_some` (or
+    scan's hash stage) afterwards.
     """
     rels = list(dict.fromkeys(rel_paths))
     report = ChangeReport()
@@ -773,10 +800,10 @@ def ingest_changes(
     if pool is not None and pool_from <= len(jobs) < IN_PROCESS_BELOW:
         size = max(1, len(jobs) // 8)
         entries: Iterable[FileEntry] = pool.map(
-            read_file, jobs, [sha256] * len(jobs), chunksize=size
+            read_file, jobs, repeat(hash_with), repeat(hash_up_to), chunksize=size
         )
     else:
-        entries = read_files(jobs, pool, sha256=sha256)
+        entries = read_files(jobs, pool, hash_with=hash_with, hash_up_to=hash_up_to)
     for entry in entries:
         rel = entry.rel_path
         try:

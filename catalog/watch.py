@@ -548,10 +548,11 @@ class Watcher:
         taken = {rel: self._pending.pop((r.index, rel)) for rel in rels}
         force = {rel for rel, p in taken.items() if p.force}
         try:
-            # Records first, searchable at once; digests follow in _hash_step, as scan does.
+            # Records first, searchable at once; digests follow in _hash_step, as scan does
+            # (a small file's is taken as it is read: see INLINE_HASH_BYTES).
             report = ingest.ingest_changes(
                 self.catalog, r.place, rels, force=force, pool=self._pool, pool_from=POOL_FROM,
-                batch_size=COMMIT_EVERY, sha256=False,
+                batch_size=COMMIT_EVERY, hash_up_to=ingest.INLINE_HASH_BYTES,
             )  # fmt: skip
         except Exception as exc:
             log.exception("could not record %d file(s) under %s; retrying", len(rels), r.show(""))

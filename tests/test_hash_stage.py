@@ -1,5 +1,6 @@
-"""scan's two stages: records first (searchable at once, digest null), then the hash stage; the
---hash choice and where each digest is stored; the bounded, streamed read pipeline."""
+"""scan's two stages: records first (searchable at once; a small file's digest taken as it is
+read, a larger one's null), then the hash stage; the --hash choice and where each digest is
+stored; the bounded, streamed read pipeline."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def folder(tmp_path: Path) -> Path:
     return top
 
 
+@pytest.fixture
+def hash_stage_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file hashed by the hash stage, however small (these tests' photos are a few KB)."""
+    monkeypatch.setattr(ingest, "INLINE_HASH_BYTES", 0)
+
+
 def digests(catalog: Catalog) -> dict[str, tuple[str | None, str | None]]:
     return {
         os.path.basename(r["path"]): (r["sha256"], r["blake2b"]) for r in search(catalog, Filter())
@@ -57,6 +64,7 @@ def test_after_scan_every_readable_file_has_its_sha256(
     assert found == {name: (sha256(path), None) for name, path in files.items()}
 
 
+@pytest.mark.usefixtures("hash_stage_only")
 def test_photos_are_searchable_before_their_hash(
     catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -75,6 +83,45 @@ def test_photos_are_searchable_before_their_hash(
     assert all(d[0] for d in digests(catalog).values())  # and the digests followed
 
 
+@pytest.mark.parametrize("algorithm", ["sha256", "blake2b"])
+@pytest.mark.parametrize("many", [False, True])  # read here / by the worker processes
+def test_small_files_are_hashed_as_read_larger_ones_by_the_hash_stage(
+    catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch, algorithm: str, many: bool
+) -> None:
+    if many:
+        for i in range(ingest.IN_PROCESS_BELOW):
+            make_photo(folder / "many" / f"{i}.jpg", model=f"M{i % 3}")
+    big = folder / "2016" / "big.jpg"  # a JPEG with bytes after its end, past the limit
+    make_photo(big, model="Big")
+    with open(big, "ab") as out:
+        out.write(os.urandom(ingest.INLINE_HASH_BYTES))
+    column = 0 if algorithm == "sha256" else 1
+    seen: dict[str, tuple[str | None, str | None]] = {}
+    real = ingest.hash_place
+
+    def spy(cat: Catalog, *args: Any, **kwargs: Any) -> int:
+        seen.update(digests(cat))
+        return real(cat, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "hash_place", spy)
+    scan(catalog, [folder], workers=2, hash_with=algorithm)
+    files = {p.name: p for p in folder.rglob("*") if p.is_file()}
+    assert len(seen) == len(files)
+
+    def digest(path: Path) -> str:
+        options = {"digest_size": 32} if column else {}
+        return hashlib.new(algorithm, path.read_bytes(), **options).hexdigest()
+
+    for name, path in files.items():  # before the hash stage: the small files only
+        expected = None if name == "big.jpg" else digest(path)
+        assert seen[name][column] == expected, name
+        assert seen[name][1 - column] is None  # never in the other algorithm's column
+    assert {name: d[column] for name, d in digests(catalog).items()} == {
+        name: digest(path) for name, path in files.items()
+    }  # and after it, every file
+
+
+@pytest.mark.usefixtures("hash_stage_only")
 def test_a_file_changed_after_its_record_was_read_keeps_no_stale_digest(
     catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,7 +211,7 @@ class CountingPool(Executor):
 def test_read_pipeline_keeps_a_bounded_number_of_records_in_flight(tmp_path: Path) -> None:
     pool = CountingPool()
     jobs = (Job(str(tmp_path / f"{i}.jpg"), 1, f"{i}.jpg") for i in range(20_000))  # lazy
-    entries = read_files(jobs, pool, sha256=False)
+    entries = read_files(jobs, pool, hash_with=None)
     first = next(entries)
     assert first.rel_path == "0.jpg"
     assert pool.submitted * ingest.CHUNK <= ingest.READ_AHEAD + ingest.CHUNK
@@ -173,7 +220,7 @@ def test_read_pipeline_keeps_a_bounded_number_of_records_in_flight(tmp_path: Pat
 
 
 def test_worker_results_carry_the_tag_listing_serialised(folder: Path) -> None:
-    (entry,) = read_files([Job(str(folder / "2016" / "a.jpg"), 1, "a.jpg")], None, sha256=False)
+    (entry,) = read_files([Job(str(folder / "2016" / "a.jpg"), 1, "a.jpg")], None, hash_with=None)
     assert entry.record.tags == [] and entry.sha256 is None
     assert ["IFD0", 0x0110, "Model", "SM-G920F"] in json.loads(entry.tags_json or "")
 

@@ -299,25 +299,28 @@ def hash_spy(*args, **kwargs):
     return hashed[-1]
 
 ingest.hash_place = hash_spy
+ingest.INLINE_HASH_BYTES = int(sys.argv[3])
 summary = ingest.scan_catalog(sys.argv[1], [sys.argv[2]], workers=2)
 print(seen, summary.new, summary.failed, summary.unchanged, hashed)
 """
 
 
 @sqlite_only
+@pytest.mark.parametrize("inline", [ingest.INLINE_HASH_BYTES, 0])  # 0: all hashed early
 def test_a_first_scan_reads_before_the_catalog_exists_and_stores_the_same(
-    tmp_path: Path, folder: Path
+    tmp_path: Path, folder: Path, inline: int
 ) -> None:
     for i in range(80):  # enough to be read by the process pool
         make_photo(folder / "many" / f"{i}.jpg", model=f"M{i % 3}")
     new, usual = tmp_path / "new.db", tmp_path / "usual.db"
 
     def first_scan() -> str:
-        run = [sys.executable, "-c", EARLY, str(new), str(folder)]
+        run = [sys.executable, "-c", EARLY, str(new), str(folder), str(inline)]
         return subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
 
     # Reading began before SQLAlchemy was even loaded, let alone the catalog made; every file
-    # was hashed meanwhile too, so the hash stage found nothing left to do.
+    # was hashed meanwhile too (as it was read, or queued behind the reads when larger than
+    # `inline`), so the hash stage found nothing left to do.
     assert first_scan() == "[False] 84 1 0 [0]"
     with open_catalog(usual) as c:  # the usual path: open, then scan
         scan(c, [folder], workers=2)
@@ -338,6 +341,7 @@ def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
     for i in range(70):
         make_photo(folder / "many" / f"{i}.jpg", model=f"M{i}")
     monkeypatch.setattr(ingest, "EARLY_HASH_BYTES", 10**9)
+    monkeypatch.setattr(ingest, "INLINE_HASH_BYTES", 0)  # these small photos hashed early too
     pool = ingest.worker_pool(2)
     try:
         early = ingest._read_early(str(folder), pool, "sha256")
