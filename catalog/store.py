@@ -84,7 +84,28 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def make_engine(url: str) -> Engine:
+# How much of a SQLite catalog a query process maps into memory (SQLite's usual build limit):
+# pages are then read from the page cache without a read() call each. A month's search on a
+# million photos visits ~11,000 pages: 25 -> 20 ms in SQLite. Only for short read-only commands:
+# an I/O error on a mapped file (a drive pulled out) kills the process with SIGBUS instead of
+# raising, which a writer, above all the watch daemon, must never risk.
+MMAP_BYTES = 0x7FFF0000
+
+
+def _sqlite_mmap(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+
+
+def make_engine(url: str, *, mmap: bool = False) -> Engine:
+    """An engine for the catalog at `url`; on SQLite, with `mmap`, each connection maps the
+    file into memory for reads (see MMAP_BYTES)."""
+    engine = _make_engine(url)
+    if mmap and engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_mmap)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         path = Path(u.database) if u.database and u.database != ":memory:" else None
@@ -604,14 +625,17 @@ class Catalog:
             return conn.execute(q).rowcount
 
 
-def open_catalog(db: str | os.PathLike[str] | None = None, *, create: bool = True) -> Catalog:
-    """Open (and migrate) the catalog at a path or URL; None means PHOTOCAT_DB, then the default."""
+def open_catalog(
+    db: str | os.PathLike[str] | None = None, *, create: bool = True, mmap: bool = False
+) -> Catalog:
+    """Open (and migrate) the catalog at a path or URL; None means PHOTOCAT_DB, then the default.
+    `mmap`: for a short read-only command (see MMAP_BYTES)."""
     url = database_url(db)
     u = make_url(url)
     is_file = u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:")
     if not create and is_file and not Path(str(u.database)).exists():
         raise CatalogError(f"no catalog at {u.database}: run `photocat scan DIR` first")
-    engine = make_engine(url)
+    engine = make_engine(url, mmap=mmap)
     try:
         migrate(engine)
     except CatalogError:

@@ -288,3 +288,24 @@ def test_output_that_cannot_be_written_is_one_clear_error(
         )
     assert done.returncode == 1
     assert done.stderr == "photocat: cannot write the output: No space left on device\n"
+
+
+def test_query_commands_open_the_catalog_mapped_and_scan_does_not(
+    library: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """See catalog.store.MMAP_BYTES: a writer must never map the file."""
+    import catalog.store
+
+    opened: list[tuple[str, bool]] = []
+    real = catalog.store.open_catalog
+
+    def recording(*args: object, **kwargs: bool) -> object:
+        opened.append((command, kwargs.get("mmap", False)))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalog.store, "open_catalog", recording)
+    for command in ("scan", "search", "devices", "places"):
+        args = ["scan", library] if command == "scan" else [command]
+        code, _, err = run(*args, "--db", db)
+        assert code == 0, err
+    assert opened == [("scan", False), ("search", True), ("devices", True), ("places", True)]

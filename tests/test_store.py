@@ -221,3 +221,13 @@ def test_a_local_date_range_loses_no_photo_to_its_sort_time_bound(catalog: Catal
     assert names(query.Filter(date_from=tb("2016-12-01"))) == ["after.jpg"]
     # bounds a day from the ends of the calendar: nothing to widen, nothing lost
     assert len(names(query.Filter(date_from=tb("0001-01-01"), date_to=tb("9999-12-31")))) == 6
+
+
+@sqlite_only
+def test_only_query_commands_map_the_catalog_into_memory(db: str) -> None:
+    """Mapped, an I/O error on the file kills the process (SIGBUS): fine for a search, never for
+    a writer such as the watch daemon, so only catalogs opened for queries map it."""
+    for mmap in (False, True):
+        with open_catalog(db, mmap=mmap) as c, c.engine.connect() as conn:
+            mapped = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
+            assert (mapped > 0) is mmap
