@@ -129,8 +129,11 @@ def _make_engine(url: str) -> Engine:
 def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> None:
     """Bring the schema to `revision` with Alembic (downgrade with down=True); refuse a catalog
     made by a newer photocat rather than touch it."""
-    if revision == "head" and not down and _at_head(engine):
-        return  # the usual case, decided without importing Alembic (a third of a search's start)
+    if revision == "head" and not down:
+        if _at_head(engine):  # the usual case, decided without importing Alembic
+            return  # (a third of a search's start)
+        if _create_at_head(engine):
+            return  # a new SQLite catalog: made from the migrations' snapshot
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
@@ -167,6 +170,49 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
             cfg.attributes["connection"] = conn
             (command.downgrade if down else command.upgrade)(cfg, revision)
         conn.commit()
+
+
+# What Alembic's migrations make of an empty SQLite database, as SQL (`python -m catalog.store
+# snapshot` writes it; tests/test_store.py checks that it is current). Running it instead of the
+# migrations makes a new catalog in 0.03 s of CPU instead of 0.2, without loading Alembic
+# (12 MiB): every first scan starts with it.
+SNAPSHOT = "head.sqlite.sql"
+
+
+def sqlite_schema(conn: Connection) -> str:
+    """A SQLite catalog's schema as the SQL that makes it again: the statements SQLite keeps,
+    in the order they were made, and the Alembic revision it is at."""
+    rows = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
+    ).all()
+    (revision,) = conn.exec_driver_sql("SELECT version_num FROM alembic_version").one()
+    statements = [row[0] for row in rows]
+    statements.append(f"INSERT INTO alembic_version (version_num) VALUES ('{revision}')")
+    return "".join(f"{statement};\n" for statement in statements)
+
+
+def _create_at_head(engine: Engine) -> bool:
+    """Make a new SQLite catalog's schema from SNAPSHOT, when the database is empty and the
+    snapshot is at this photocat's head revision; False otherwise (Alembic then decides)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    import catalog.migrations
+
+    try:
+        sql = (Path(catalog.migrations.__file__).parent / SNAPSHOT).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    head = _script_head()
+    if head is None or not sql.endswith(f"VALUES ('{head}');\n"):
+        return False
+    with engine.connect().execution_options(**WRITE) as conn:
+        conn.exec_driver_sql("SELECT 1")  # begins the IMMEDIATE transaction: one creator
+        if conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+            return False  # not empty (another process made it meanwhile, or anything else)
+        for statement in sql.split(";\n")[:-1]:
+            conn.exec_driver_sql(statement)
+        conn.commit()
+    return True
 
 
 def _at_head(engine: Engine) -> bool:
@@ -789,3 +835,30 @@ def _photo_ids(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]
             )
             found.update(((root_id, rel), photo_id) for rel, photo_id in conn.execute(q))
     return [found[(row["root_id"], row["rel_path"])] for row in rows]  # type: ignore[index]
+
+
+def _write_snapshot() -> None:
+    """Run the migrations on an empty SQLite file and write what they made to SNAPSHOT."""
+    import tempfile
+
+    import catalog.migrations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/snapshot.db")
+        head = _script_head()
+        assert head is not None, "catalog/migrations has no single head"
+        migrate(engine, head)  # a named revision: always through Alembic
+        with engine.connect() as conn:
+            sql = sqlite_schema(conn)
+        engine.dispose()
+    target = Path(catalog.migrations.__file__).parent / SNAPSHOT
+    target.write_text(sql, encoding="utf-8")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":  # python -m catalog.store snapshot
+    import sys
+
+    if sys.argv[1:] != ["snapshot"]:
+        sys.exit("usage: python -m catalog.store snapshot")
+    _write_snapshot()

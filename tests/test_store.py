@@ -12,7 +12,7 @@ from sqlalchemy import func, inspect, select, text
 from catalog import query
 from catalog.models import Base, Device, GpsPosition, Photo, RawTags
 from catalog.record import PhotoRecord, RawTag
-from catalog.store import Catalog, CatalogError, FileEntry, migrate, open_catalog
+from catalog.store import Catalog, CatalogError, FileEntry, _script_head, migrate, open_catalog
 
 
 def entry(root_id: int, rel: str, **fields: object) -> FileEntry:
@@ -231,3 +231,50 @@ def test_only_query_commands_map_the_catalog_into_memory(db: str) -> None:
         with open_catalog(db, mmap=mmap) as c, c.engine.connect() as conn:
             mapped = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
             assert (mapped > 0) is mmap
+
+
+@sqlite_only
+def test_a_new_catalog_is_made_from_a_current_snapshot_of_the_migrations(tmp_path: Path) -> None:
+    """A new SQLite catalog is made from migrations/head.sqlite.sql: exactly what Alembic's
+    migrations make (if this fails after a new migration: python -m catalog.store snapshot)."""
+    import catalog.migrations
+
+    from catalog.store import SNAPSHOT, _script_head, make_engine, sqlite_schema
+
+    head = _script_head()
+    assert head is not None
+    by_alembic = make_engine(f"sqlite:///{tmp_path / 'alembic.db'}")
+    migrate(by_alembic, head)  # a named revision: always through Alembic
+    by_snapshot = make_engine(f"sqlite:///{tmp_path / 'snapshot.db'}")
+    migrate(by_snapshot)
+
+    def schema(engine: object) -> list[tuple[str, ...]]:
+        with engine.connect() as conn:  # type: ignore[attr-defined]
+            rows = conn.exec_driver_sql("SELECT * FROM sqlite_master ORDER BY rowid").all()
+            return [*rows, *conn.exec_driver_sql("SELECT * FROM alembic_version").all()]
+
+    assert schema(by_snapshot) == schema(by_alembic)
+    with by_alembic.connect() as conn:
+        made = sqlite_schema(conn)
+    snapshot = Path(catalog.migrations.__file__).parent / SNAPSHOT
+    assert snapshot.read_text(encoding="utf-8") == made, "run: python -m catalog.store snapshot"
+    by_alembic.dispose()
+    by_snapshot.dispose()
+
+
+@sqlite_only
+def test_making_a_new_catalog_does_not_import_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    new = tmp_path / "new.db"
+    code = (
+        "import sys; from catalog.store import open_catalog; "
+        f"open_catalog({str(new)!r}).close(); print('alembic' in sys.modules)"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo)
+    assert out.stdout.strip() == "False", out.stderr
+    with open_catalog(new) as c, c.engine.connect() as conn:  # and it is a working catalog
+        versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    assert versions == [(_script_head(),)]
