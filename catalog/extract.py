@@ -33,6 +33,7 @@ extraction per thread at a time (use processes for parallelism).
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import re
@@ -126,9 +127,11 @@ _BOMB_LOCK = threading.Lock()
 _PIL_LOGGER = logging.getLogger("PIL")
 
 
-def extract(path: str | os.PathLike[str]) -> PhotoRecord:
-    """Read one file's metadata. Never raises: problems become `error` / `warnings`."""
-    record = _plain_jpeg(path) if FAST_JPEG else None
+def extract(path: str | os.PathLike[str], data: bytes | None = None) -> PhotoRecord:
+    """Read one file's metadata. Never raises: problems become `error` / `warnings`.
+    `data`: the file's bytes when they are already read whole (a small file, read once for its
+    digest too); a plain JPEG is then parsed from them, any other file still read from `path`."""
+    record = _plain_jpeg(path, data) if FAST_JPEG else None
     if record is None:
         record = _pillow_record(path)
     try:  # the UTC instant: EXIF offset, else GPS clock, else time zone at the GPS position
@@ -138,12 +141,13 @@ def extract(path: str | os.PathLike[str]) -> PhotoRecord:
     return record
 
 
-def _plain_jpeg(path: str | os.PathLike[str]) -> PhotoRecord | None:
-    """The record of a plain JPEG, by catalog.plain_jpeg; None for any other file (or any
-    surprise), which _pillow_record then reads. No Pillow reader runs here, so there are no
-    Pillow warnings or log messages to capture (capturing them costs ~20% of a fast read)."""
+def _plain_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> PhotoRecord | None:
+    """The record of a plain JPEG, by catalog.plain_jpeg (from `data`, else from the file at
+    `path`); None for any other file (or any surprise), which _pillow_record then reads. No
+    Pillow reader runs here, so there are no Pillow warnings or log messages to capture
+    (capturing them costs ~20% of a fast read)."""
     try:
-        with open_regular(path) as fp:
+        with open_regular(path) if data is None else io.BytesIO(data) as fp:
             if fp.read(3) != b"\xff\xd8\xff":
                 return None
             plain = plain_jpeg.read(fp)

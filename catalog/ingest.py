@@ -194,25 +194,41 @@ def read_file(
     """Extract one file and, with `hash_with`, take its digest (runs in a worker process). Never
     raises. With `hash_up_to`, only a file of at most that many bytes is hashed here; a larger
     one is left to the hash stage (hash_place), which runs after the records are stored and
-    searchable. The tag listing travels serialised (entry.tags_json): one string crosses the
-    process boundary faster than a hundred small objects."""
+    searchable. A file hashed here and no larger than INLINE_HASH_BYTES is read once, whole:
+    its metadata and its digest come from the same bytes. The tag listing travels serialised
+    (entry.tags_json): one string crosses the process boundary faster than a hundred small
+    objects."""
     from catalog.extract import extract, open_regular  # here: a rescan never needs Pillow
 
-    record = extract(job.path)
+    record = None
     size = mtime_ns = 0
     digest = None
     try:  # a regular file, and not one swapped for a link or FIFO since the walk saw it
         with open_regular(job.path, follow_symlinks=False) as fh:
             st = os.fstat(fh.fileno())
             size, mtime_ns = st.st_size, st.st_mtime_ns
-            if hash_with is not None and (hash_up_to is None or size <= hash_up_to):
-                digest = hashlib.file_digest(fh, HASHES[hash_with]).hexdigest()
+            hashing = hash_with is not None and (hash_up_to is None or size <= hash_up_to)
+            if hashing and size <= INLINE_HASH_BYTES:
+                # Small: read once, whole; the metadata and the digest come from these bytes.
+                data = fh.read(size + 1)
+                st = os.fstat(fh.fileno())
+                if len(data) == size and (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+                    hasher = HASHES[hash_with]()  # type: ignore[index]
+                    hasher.update(data)
+                    digest = hasher.hexdigest()
+                    record = extract(job.path, data)
+            elif hashing:
+                record = extract(job.path)
+                digest = hashlib.file_digest(fh, HASHES[hash_with]).hexdigest()  # type: ignore[index]
                 st = os.fstat(fh.fileno())
                 if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                     digest = None  # written to while hashed: not the bytes of this record
     except OSError as exc:
+        record = record or extract(job.path)
         if record.error is None:
             record.error = f"cannot read file: {exc.strerror or exc}"
+    if record is None:  # not hashed here, or changed while read: read as it is now
+        record = extract(job.path)
     listing = tags_json(record)
     record.tags = []
     return FileEntry(

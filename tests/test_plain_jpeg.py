@@ -20,8 +20,11 @@ DEMO = Path(__file__).parent / "data" / "demo"
 
 
 def both_paths(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[PhotoRecord, PhotoRecord]:
+    """A file's record by the fast path (from the file, and from its bytes) and by Pillow."""
     monkeypatch.setattr(extract_module, "FAST_JPEG", True)
     fast = extract(path)
+    # the same from the file's bytes, as a small file read once for its digest too is read
+    assert extract(path, path.read_bytes()) == fast, f"{path.name}: from its bytes"
     monkeypatch.setattr(extract_module, "FAST_JPEG", False)
     slow = extract(path)
     return fast, slow
