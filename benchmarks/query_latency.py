@@ -129,7 +129,7 @@ def in_process(
         ("devices", lambda c: len(query.devices(c))),
     ]
     found = []
-    with open_catalog(db, create=False, mmap=True) as catalog:  # as the CLI opens it
+    with open_catalog(db, create=False, queries=True) as catalog:  # as the CLI opens it
         for label, run in cases:
             rows = run(catalog)
             ms = median_ms(lambda run=run: run(catalog), runs)

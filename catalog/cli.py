@@ -63,7 +63,7 @@ def open_db(db: str | None, create: bool = False, *, query: bool = False) -> Cat
     from catalog.store import CatalogError, open_catalog
 
     try:
-        return open_catalog(db, create=create, mmap=query)
+        return open_catalog(db, create=create, queries=query)
     except CatalogError as exc:
         fail(str(exc))
 

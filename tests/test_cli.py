@@ -300,7 +300,7 @@ def test_query_commands_open_the_catalog_mapped_and_scan_does_not(
     real = catalog.store.open_catalog
 
     def recording(*args: object, **kwargs: bool) -> object:
-        opened.append((command, kwargs.get("mmap", False)))
+        opened.append((command, kwargs.get("queries", False)))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(catalog.store, "open_catalog", recording)

@@ -226,11 +226,14 @@ def test_a_local_date_range_loses_no_photo_to_its_sort_time_bound(catalog: Catal
 @sqlite_only
 def test_only_query_commands_map_the_catalog_into_memory(db: str) -> None:
     """Mapped, an I/O error on the file kills the process (SIGBUS): fine for a search, never for
-    a writer such as the watch daemon, so only catalogs opened for queries map it."""
-    for mmap in (False, True):
-        with open_catalog(db, mmap=mmap) as c, c.engine.connect() as conn:
+    a writer such as the watch daemon, so only catalogs opened for queries map it; a writer
+    keeps its temporary data (upserts' statement journals) in memory instead."""
+    for queries in (False, True):
+        with open_catalog(db, queries=queries) as c, c.engine.connect() as conn:
             mapped = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
-            assert (mapped > 0) is mmap
+            temp_store = conn.exec_driver_sql("PRAGMA temp_store").scalar()
+            assert (mapped > 0) is queries
+            assert temp_store == (0 if queries else 2)  # 0: the default (a file), 2: memory
 
 
 @sqlite_only
