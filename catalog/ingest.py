@@ -67,7 +67,7 @@ IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".download", "~"
 HASH_CHUNK = 1 << 20
 BATCH_SIZE = 2000  # records per transaction: fewer commits; still under a second of reading
 IN_PROCESS_BELOW = 64  # fewer files than this are not worth starting worker processes
-CHUNK = 32  # files per task sent to a worker process (one round trip each)
+CHUNK = 64  # files per task sent to a worker process (one round trip each; 32: 2.5% slower)
 # Files read ahead of the writer, at most: enough that the workers never wait while the writer
 # stores a batch (or loads the place data), few enough that memory stays flat (~10 MB).
 READ_AHEAD = 4096
