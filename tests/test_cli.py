@@ -309,3 +309,28 @@ def test_query_commands_open_the_catalog_mapped_and_scan_does_not(
         code, _, err = run(*args, "--db", db)
         assert code == 0, err
     assert opened == [("scan", False), ("search", True), ("devices", True), ("places", True)]
+
+
+def test_the_console_command_ends_with_its_status_and_all_of_its_output(
+    scanned: str, tmp_path: Path
+) -> None:
+    """main() ends the process with os._exit once done: the exit status comes through, and all
+    of the output (stdout to a pipe, PYTHONUNBUFFERED unset: buffered)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+    def photocat(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "catalog.cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+    done = photocat("search", "--db", scanned, "--format", "jsonl")
+    assert done.returncode == 0, done.stderr
+    _, expected, _ = run("search", "--db", scanned, "--format", "jsonl")
+    assert done.stdout == expected and len(done.stdout.splitlines()) == 4
+    missing = photocat("search", "--db", str(tmp_path / "none.db"))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("photocat: no catalog at ")
+    assert photocat("search", "--no-such-option").returncode == 2
