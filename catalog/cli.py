@@ -104,7 +104,7 @@ def scan(
     Unchanged files (same size and modification time) are not opened. A folder that is missing,
     unreadable or empty while the catalog holds photos from it is an error: nothing is removed.
     Photos are searchable as soon as their headers are read; their digests (--hash) follow, and
-    show as null until then.
+    show as null until then (a file of up to 256 KiB is stored with its digest at once).
 
     Example: photocat scan ~/Pictures
     """

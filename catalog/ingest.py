@@ -497,10 +497,11 @@ class _Early:
 
 
 def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _Early:
-    """Walk `folder` and give the workers its files to read. With `hash_with`, queue behind
-    those reads the digests of the first files, up to EARLY_HASH_BYTES: the workers, done
-    reading, hash while the catalog is made. Records beyond the first READ_AHEAD files wait
-    for those digests (at most ~1 GiB of hashing), never the first ones."""
+    """Walk `folder` and give the workers its files to read (those of up to INLINE_HASH_BYTES
+    hashed as they are read). With `hash_with`, queue behind those reads the digests of the
+    first larger files, up to EARLY_HASH_BYTES: the workers, done reading, hash while the
+    catalog is made. Records beyond the first READ_AHEAD files wait for those digests (at most
+    ~1 GiB of hashing), never the first ones."""
     skipped: list[str] = []
     unreadable: list[str] = []
     files: list[str] = []
