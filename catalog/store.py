@@ -47,6 +47,7 @@ from catalog.urls import database_url
 
 BUSY_TIMEOUT_MS = 60_000
 WRITE = {"photocat_write": True}
+ROOTS_LOCK = 7306540  # PostgreSQL advisory lock: see Catalog.writing
 
 
 @dataclass(slots=True)
@@ -300,11 +301,20 @@ class Catalog:
         self.close()
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def writing(self, *, folding: bool = False) -> Iterator[Connection]:
         """One write transaction. A database failure (disk full, read-only file, lost server)
-        rolls it back and becomes a CatalogError in the database's own words."""
+        rolls it back and becomes a CatalogError in the database's own words.
+
+        On PostgreSQL it holds ROOTS_LOCK: exclusively when `folding` roots into a parent
+        (claim_root), shared otherwise. A write then never starts on a root that a fold deletes
+        before it commits: its rows under that root failed the foreign key (two overlapping
+        scans, one in ~25 runs), or would have gone with the root. SQLite's BEGIN IMMEDIATE
+        already serialises every writer."""
         try:
             with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+                if conn.dialect.name == "postgresql":
+                    lock = "pg_advisory_xact_lock" if folding else "pg_advisory_xact_lock_shared"
+                    conn.execute(text(f"SELECT {lock}({ROOTS_LOCK})"))
                 yield conn
         except DBAPIError as exc:
             if _is_retryable(exc):
@@ -468,9 +478,7 @@ class Catalog:
         root that folds in the roots inside it. One write transaction, serialised against other
         claims, so two scans of a folder and its parent at once never make overlapping roots."""
         host = host or this_host()
-        with self.writing() as conn:
-            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
-                conn.execute(text("SELECT pg_advisory_xact_lock(7306540)"))
+        with self.writing(folding=True) as conn:  # one claim at a time, no write meanwhile
             rows = conn.execute(
                 select(t.roots.c.id, t.roots.c.path).where(t.roots.c.host == host)
             ).all()

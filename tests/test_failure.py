@@ -142,8 +142,9 @@ def test_two_overlapping_scans_at_once_lose_nothing_and_duplicate_nothing(
     a = photocat("scan", library, "--db", db, "--quiet", "--workers", "1")
     b = photocat("scan", subfolder, "--db", db, "--quiet", "--workers", "1")
     for p in (a, b):
-        assert p.wait(timeout=600) == 0
+        code = p.wait(timeout=600)
         err = p.stderr.read() if p.stderr else ""
+        assert code == 0, err
         assert "locked" not in err and "Traceback" not in err, err
     assert state(db) == reference
 

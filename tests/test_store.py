@@ -135,6 +135,41 @@ def test_claiming_a_parent_folds_the_roots_inside_it(catalog: Catalog) -> None:
         assert conn.execute(select(Photo.root_id, Photo.rel_path)).all() == [(outer, "2016/a.jpg")]
 
 
+def test_a_fold_waits_for_a_write_under_the_root_it_folds(catalog: Catalog, db: str) -> None:
+    """Another process claims the parent folder while this one is writing under the sub-root:
+    the fold waits for the write, then takes its rows along (on PostgreSQL the write's rows
+    went with the deleted root, or failed its foreign key, before writes held ROOTS_LOCK)."""
+    import threading
+    import time
+
+    inner, _, _ = catalog.claim_root("/photos/2016", host="alpha")
+    catalog.upsert([entry(inner, "a.jpg", make="X")])
+    inside = threading.Event()
+    errors: list[BaseException] = []
+
+    def write_slowly() -> None:
+        try:
+            with catalog.writing() as conn:
+                live, prefix = catalog._live(conn, inner)
+                catalog._upsert(conn, [entry(live, prefix + "b.jpg", make="Y")], datetime.now())
+                inside.set()
+                time.sleep(1.0)  # the other process claims the parent meanwhile
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+            inside.set()
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    assert inside.wait(30)
+    with open_catalog(db) as other:  # another connection, as another process has
+        outer, _, _ = other.claim_root("/photos", host="alpha")
+    writer.join(30)
+    assert not errors, errors
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(select(Photo.root_id, Photo.rel_path).order_by(Photo.rel_path)).all()
+    assert rows == [(outer, "2016/a.jpg"), (outer, "2016/b.jpg")]
+
+
 def test_removing_a_photo_removes_its_gps_and_tags(catalog: Catalog) -> None:
     root = catalog.root_id("/photos")
     assert root is not None
