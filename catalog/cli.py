@@ -11,6 +11,7 @@ import errno
 import inspect
 import os
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -131,9 +132,9 @@ def scan(
     if fmt is OutputFormat.json:
         import json
 
-        typer.echo(json.dumps(counts))
+        _say(json.dumps(counts))
     else:
-        typer.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+        _say(", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @app.command()
@@ -209,7 +210,7 @@ def search(
         catalog = open_db(db, query=True)
         with catalog:
             if count_only:
-                typer.echo(query.count(catalog, f))
+                _say(query.count(catalog, f))
                 return
             _emit(query.search(catalog, f), fmt, query.RECORD_KEYS, TABLE_COLUMNS)
     except query.QueryError as exc:
@@ -230,15 +231,30 @@ def _emit(rows: Any, fmt: OutputFormat, keys: Any, columns: Any) -> None:
         fail(f"--format {fmt} lists photo paths; use table, json, jsonl or csv here", 2)
     from catalog.render import render
 
-    try:
+    with _stdout():
         render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
+
+
+@contextlib.contextmanager
+def _stdout() -> Iterator[None]:
+    """Around whatever a command writes to stdout: a write that fails (a full disk) is one
+    clear error and exit 1, not a traceback; a reader gone (`| head`) ends quietly, as click
+    makes it."""
+    try:
+        yield
         sys.stdout.flush()  # a full disk shows here, not as an ignored exception at exit
     except OSError as e:
         if e.errno == errno.EPIPE:
-            raise  # the reader went away (`| head`): click ends quietly
+            raise
         # what is still buffered cannot be written either: dropped, not reported again at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         fail(f"cannot write the output: {e.strerror or e}")
+
+
+def _say(text: object) -> None:
+    """A command's result on stdout (see _stdout)."""
+    with _stdout():
+        typer.echo(text)
 
 
 @app.command()
@@ -262,7 +278,7 @@ def show(
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
         from catalog.render import dumps  # valid JSON even for a non-UTF-8 file name
 
-        typer.echo(dumps(detail, indent=None if fmt is OutputFormat.jsonl else 2))
+        _say(dumps(detail, indent=None if fmt is OutputFormat.jsonl else 2))
         return
     from catalog.render import inert
 
@@ -275,7 +291,7 @@ def show(
     labels = [f"[{inert(t['ifd'])}] {inert(t['name'])}" for t in tags]
     tag_width = max(map(len, labels), default=0)  # one column of " : " whatever the IFD
     lines += [f"{k:<{tag_width}} : {inert(t['value'])}" for k, t in zip(labels, tags, strict=True)]
-    typer.echo("\n".join(lines))
+    _say("\n".join(lines))
 
 
 def _plain(value: object) -> str:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import BACKEND, Scanned, engine_for
@@ -264,28 +268,38 @@ def test_watch_of_a_missing_folder_fails_like_scan(tmp_path: Path, db: str) -> N
         assert logging.getLogger(name).propagate
 
 
+def photocat(
+    *args: object, env: dict[str, str] | None = None, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """The console command in a process of its own (main(), as the installed script runs it)."""
+    cmd = [sys.executable, "-m", "catalog.cli", *map(str, args)]
+    kw.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, timeout=60, **kw)
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 @pytest.mark.parametrize("unbuffered", ["1", ""])
-@pytest.mark.parametrize("fmt", ["table", "jsonl", "paths0"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "--format", "table"],
+        ["search", "--format", "jsonl"],
+        ["search", "--format", "paths0"],
+        ["search", "--count"],
+        ["devices"],
+        ["show", "{library}/a.jpg"],
+        ["scan", "{library}"],  # its summary line
+    ],
+)
 def test_output_that_cannot_be_written_is_one_clear_error(
-    scanned: str, fmt: str, unbuffered: str
+    scanned: str, library: Path, command: list[str], unbuffered: str
 ) -> None:
-    """A full disk under the output: one line saying so and exit 1, not a traceback, and not
-    an ignored exception at exit either, buffered or not."""
-    import os
-    import subprocess
-    import sys
-
+    """A full disk under the output of any command: one line saying so and exit 1, not a
+    traceback, and not an ignored exception at exit either, buffered or not."""
+    args = [a.format(library=library) for a in command]
     env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
     with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "catalog.cli", "search", "--db", scanned, "--format", fmt],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            timeout=60,
-        )
+        done = photocat(*args, "--db", scanned, stdout=full, env=env)
     assert done.returncode == 1
     assert done.stderr == "photocat: cannot write the output: No space left on device\n"
 
@@ -316,21 +330,12 @@ def test_the_console_command_ends_with_its_status_and_all_of_its_output(
 ) -> None:
     """main() ends the process with os._exit once done: the exit status comes through, and all
     of the output (stdout to a pipe, PYTHONUNBUFFERED unset: buffered)."""
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-
-    def photocat(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "catalog.cli", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
-
-    done = photocat("search", "--db", scanned, "--format", "jsonl")
+    done = photocat("search", "--db", scanned, "--format", "jsonl", env=env)
     assert done.returncode == 0, done.stderr
     _, expected, _ = run("search", "--db", scanned, "--format", "jsonl")
     assert done.stdout == expected and len(done.stdout.splitlines()) == 4
-    missing = photocat("search", "--db", str(tmp_path / "none.db"))
+    missing = photocat("search", "--db", tmp_path / "none.db", env=env)
     assert missing.returncode == 1
     assert missing.stderr.startswith("photocat: no catalog at ")
-    assert photocat("search", "--no-such-option").returncode == 2
+    assert photocat("search", "--no-such-option", env=env).returncode == 2
