@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Container, Iterable, Iterator,
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from catalog.errors import CatalogError
 from catalog.record import FileEntry, tags_json
@@ -219,10 +219,7 @@ def read_file(
                     record = extract(job.path, data)
             elif hashing:
                 record = extract(job.path)
-                digest = hashlib.file_digest(fh, HASHES[hash_with]).hexdigest()  # type: ignore[index]
-                st = os.fstat(fh.fileno())
-                if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
-                    digest = None  # written to while hashed: not the bytes of this record
+                digest = _file_digest(fh, hash_with, size, mtime_ns)  # type: ignore[arg-type]
     except OSError as exc:
         record = record or extract(job.path)
         if record.error is None:
@@ -233,8 +230,8 @@ def read_file(
     record.tags = []
     return FileEntry(
         job.root_id, job.rel_path, size, mtime_ns, record,
-        sha256=digest if hash_with == "sha256" else None, tags_json=listing,
-        blake2b=digest if hash_with == "blake2b" else None,
+        sha256=digest if hash_with == "sha256" else None,
+        blake2b=digest if hash_with == "blake2b" else None, tags_json=listing,
     )  # fmt: skip
 
 
@@ -695,13 +692,17 @@ def _digest(
             st = os.fstat(fh.fileno())
             if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                 return photo_id, size, mtime_ns, None
-            digest = hashlib.file_digest(fh, HASHES[hash_with]).hexdigest()
-            st = os.fstat(fh.fileno())
+            return photo_id, size, mtime_ns, _file_digest(fh, hash_with, size, mtime_ns)
     except OSError:
         return photo_id, size, mtime_ns, None
-    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
-        return photo_id, size, mtime_ns, None
-    return photo_id, size, mtime_ns, digest
+
+
+def _file_digest(fh: IO[bytes], hash_with: str, size: int, mtime_ns: int) -> str | None:
+    """The hex digest of an open file's bytes; None when, hashed, the file is no longer `size`
+    bytes last modified at `mtime_ns` (written to meanwhile: not the bytes of its record)."""
+    digest = hashlib.file_digest(fh, HASHES[hash_with]).hexdigest()
+    st = os.fstat(fh.fileno())
+    return digest if (st.st_size, st.st_mtime_ns) == (size, mtime_ns) else None
 
 
 def _digest_chunk(

@@ -67,11 +67,12 @@ class FileEntry:
     size: int
     mtime_ns: int
     record: PhotoRecord
-    sha256: str | None = None  # the digests taken while reading, if any (else the hash stage's)
+    # the digest taken while reading, if any, in its algorithm's field (else the hash stage's)
+    sha256: str | None = None
+    blake2b: str | None = None
     # record.tags already serialised (tags_json) by the worker that read the file, so the listing
     # crosses the process boundary as one string; record.tags is then empty. None: serialise here.
     tags_json: str | None = None
-    blake2b: str | None = None
 
 
 def tags_json(r: PhotoRecord) -> str:
