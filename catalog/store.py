@@ -149,10 +149,8 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    import catalog.migrations
-
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(catalog.migrations.__file__).parent))
+    cfg.set_main_option("script_location", str(_migrations()))
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()
 
@@ -206,10 +204,8 @@ def _create_at_head(engine: Engine) -> bool:
     snapshot is at this photocat's head revision; False otherwise (Alembic then decides)."""
     if engine.dialect.name != "sqlite":
         return False
-    import catalog.migrations
-
     try:
-        sql = (Path(catalog.migrations.__file__).parent / SNAPSHOT).read_text(encoding="utf-8")
+        sql = (_migrations() / SNAPSHOT).read_text(encoding="utf-8")
     except OSError:
         return False
     head = _script_head()
@@ -223,6 +219,13 @@ def _create_at_head(engine: Engine) -> bool:
             conn.exec_driver_sql(statement)
         conn.commit()
     return True
+
+
+def _migrations() -> Path:
+    """The folder of the Alembic scripts (the catalog.migrations package) and the snapshot."""
+    import catalog.migrations
+
+    return Path(catalog.migrations.__file__).parent
 
 
 def _at_head(engine: Engine) -> bool:
@@ -249,9 +252,7 @@ def _script_head() -> str | None:
         return _HEAD[0]
     import ast
 
-    import catalog.migrations
-
-    versions = Path(catalog.migrations.__file__).parent / "versions"
+    versions = _migrations() / "versions"
     revisions: dict[str, str | None] = {}
     try:
         for script in versions.glob("*.py"):
@@ -858,8 +859,6 @@ def _write_snapshot() -> None:
     """Run the migrations on an empty SQLite file and write what they made to SNAPSHOT."""
     import tempfile
 
-    import catalog.migrations
-
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/snapshot.db")
         head = _script_head()
@@ -868,7 +867,7 @@ def _write_snapshot() -> None:
         with engine.connect() as conn:
             sql = sqlite_schema(conn)
         engine.dispose()
-    target = Path(catalog.migrations.__file__).parent / SNAPSHOT
+    target = _migrations() / SNAPSHOT
     target.write_text(sql, encoding="utf-8")
     print(f"wrote {target}")
 
