@@ -301,6 +301,31 @@ def test_a_new_catalog_is_made_from_a_current_snapshot_of_the_migrations(tmp_pat
 
 
 @sqlite_only
+def test_processes_making_the_same_new_catalog_at_once_make_it_once(tmp_path: Path) -> None:
+    """Several first scans of one new catalog file at once: one makes it from the snapshot, the
+    others find it made (no error, no second schema)."""
+    import subprocess
+    import sys
+
+    new = tmp_path / "new.db"
+    code = f"from catalog.store import open_catalog; open_catalog({str(new)!r}).close()"
+    repo = Path(__file__).resolve().parent.parent
+    makers = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=repo, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for maker in makers:
+        _, err = maker.communicate(timeout=120)
+        assert maker.returncode == 0, err
+    with open_catalog(new) as c, c.engine.connect() as conn:
+        versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        tables = conn.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'photos'"
+        ).scalar()
+    assert versions == [(_script_head(),)] and tables == 1
+
+
+@sqlite_only
 def test_making_a_new_catalog_does_not_import_alembic(tmp_path: Path) -> None:
     import subprocess
     import sys
