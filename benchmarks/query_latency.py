@@ -6,11 +6,12 @@ to a pipe) and the query alone (in this process, on an open catalog).
     .venv/bin/python benchmarks/query_latency.py --db /tmp/photocat-1m.db
 
 Medians of --runs runs after one warm-up run (a warm page cache, as for a catalog in use).
-In process, a search is timed three ways: every record made (`catalog.query.search` to its
+In process, a search is timed four ways: every record made (`catalog.query.search` to its
 last record: SQLite's work plus a Python dict per row), the first record only (how soon output
-starts), and SQLite alone (the same SQL run to its last row inside SQLite, every column of every
-row read, one row of Python values in all: what the query costs apart from the rows' Python
-objects).
+starts), the rows as the driver's tuples (the same SQL through the DBAPI cursor, fetchall: no
+SQLAlchemy result processing, no records), and SQLite alone (the same SQL run to its last row
+inside SQLite, every column of every row computed, one count back: what the query costs apart
+from the rows' Python objects).
 The searches: a model with --limit 100, one month by --from/--to, a count by device; then
 `photocat devices` and `photocat --help`. Searches are timed in the default table format and as
 jsonl. No timing here is an assertion: the script prints figures for the Performance section
@@ -75,16 +76,16 @@ def main() -> None:
     figures["photocat --help"] = {"end_to_end_ms": ms}
     print(f"{'photocat --help':<62} {ms:>10.0f}")
 
-    print(f"\n{'query alone (in process, catalog open), median ms':<50} "
-          f"{'records':>8} {'first':>8} {'SQLite':>8} {'rows':>7}")  # fmt: skip
-    for label, ms, first, sqlite_ms, rows in in_process(a.db, a.model, first_day, last_day, a.runs):
-        fig = figures.setdefault(label, {})
-        fig["query_ms"] = ms
-        shown = [f"{ms:>8.1f}"]
-        for key, value in (("first_record_ms", first), ("sqlite_ms", sqlite_ms)):
-            if value is not None:
-                fig[key] = value
-            shown.append(f"{value:>8.1f}" if value is not None else f"{'':>8}")
+    keys = {"query_ms": "records", "first_record_ms": "first", "tuples_ms": "tuples",
+            "sqlite_ms": "SQLite"}  # fmt: skip
+    print(
+        f"\n{'query alone (in process, catalog open), median ms':<50} "
+        + " ".join(f"{k:>8}" for k in keys.values())
+        + f" {'rows':>7}"
+    )
+    for label, timings, rows in in_process(a.db, a.model, first_day, last_day, a.runs):
+        figures.setdefault(label, {}).update(timings)
+        shown = (f"{timings[k]:>8.1f}" if k in timings else f"{'':>8}" for k in keys)
         print(f"{label:<50} {' '.join(shown)} {rows:>7}")
     if a.json:
         a.json.write_text(json.dumps(figures, indent=1))
@@ -112,7 +113,7 @@ def median_ms(run: Callable[[], object], runs: int) -> float:
 
 def in_process(
     db: str, model: str, first_day: str, last_day: str, runs: int
-) -> list[tuple[str, float, float | None, float | None, int]]:
+) -> list[tuple[str, dict[str, float], int]]:
     from catalog import query
     from catalog.store import open_catalog
 
@@ -132,26 +133,47 @@ def in_process(
     with open_catalog(db, create=False, queries=True) as catalog:  # as the CLI opens it
         for label, run in cases:
             rows = run(catalog)
-            ms = median_ms(lambda run=run: run(catalog), runs)
-            first = sqlite_ms = None
+            timings = {"query_ms": median_ms(lambda run=run: run(catalog), runs)}
             if label in searches:
                 f = searches[label]
-                first = median_ms(lambda f=f: next(query.search(catalog, f)), runs)
-                sqlite_ms = median_ms(lambda f=f: in_sqlite(catalog, query.build(f)), runs)
-            found.append((f"photocat {label}", ms, first, sqlite_ms, rows))
+                first = lambda f=f: next(query.search(catalog, f))  # noqa: E731
+                timings["first_record_ms"] = median_ms(first, runs)
+                with catalog.engine.connect() as conn:
+                    as_tuples, in_sqlite = driver_queries(conn, query.build(f))
+                    if not as_tuples() == in_sqlite() == rows:  # the same rows, three ways
+                        raise SystemExit(f"{label}: the driver's SQL finds other rows")
+                    timings["tuples_ms"] = median_ms(as_tuples, runs)
+                    timings["sqlite_ms"] = median_ms(in_sqlite, runs)
+            found.append((f"photocat {label}", timings, rows))
     return found
 
 
-def in_sqlite(catalog: Any, stmt: Any) -> int:
-    """Run a search's SQL to its last row inside SQLite: every selected column of every row is
-    read (the max of each), one row of Python values comes back. LIMIT -1 (no limit) keeps
-    SQLite from dropping the subquery's ORDER BY: the sort is part of the query's cost."""
+def driver_queries(conn: Any, stmt: Any) -> tuple[Callable[[], int], Callable[[], int]]:
+    """A search's SQL, compiled once, run on the open connection's DBAPI cursor two ways: to its
+    last row as the driver's tuples, and to its last row inside SQLite with one count back.
+
+    For the second, the search is a subquery of SELECT count(*): SQLite still computes every
+    column of every row (each is a Column step of the subquery's program, which EXPLAIN lists;
+    making one column dearer makes the count dearer), but no row becomes Python objects. LIMIT -1
+    (no limit) keeps SQLite from dropping the subquery's ORDER BY: the order is part of the
+    query's cost. (An earlier version took max() of every column instead: 33 aggregates over
+    5,498 rows cost ~10 ms of their own, which is not the search's work.)"""
     from sqlalchemy import func, select
 
-    rows = stmt.limit(-1).subquery()  # build() puts a --limit inside, never on the outer SELECT
-    whole = select(func.count(), *(func.max(c) for c in rows.c))
-    with catalog.engine.connect() as conn:
-        return int(conn.execute(whole).first()[0])
+    def sql(s: Any) -> str:  # values written in, as SQLAlchemy's bind processors would bind them
+        return str(s.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+    rows_sql = sql(stmt)
+    count_sql = sql(select(func.count()).select_from(stmt.limit(-1).subquery()))
+    cursor = conn.connection.dbapi_connection.cursor()
+
+    def as_tuples() -> int:
+        return len(cursor.execute(rows_sql).fetchall())
+
+    def in_sqlite() -> int:
+        return int(cursor.execute(count_sql).fetchone()[0])
+
+    return as_tuples, in_sqlite
 
 
 if __name__ == "__main__":
