@@ -14,6 +14,8 @@ machine slows both alike, and prints medians:
 * the hash floor: a Python process that SHA-256es every file's bytes on a pool of --workers
   processes (default: all cores), start-up included, as a scan must;
 * the unchanged rescan: `photocat scan` again on the catalog of the last run;
+* the CPU time (user + system, of each command and its worker processes): a run cannot take
+  less than its CPU time over the cores, which bounds how near the hash floor a scan can come;
 * in-process, photocat's extraction alone (catalog.extract.extract, one process), per photo.
 
 The corpus comes from ../shared/tools/make_corpus.py (--make-corpus to point elsewhere),
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -95,15 +98,19 @@ def main() -> None:
     try:
         for run in range(a.runs):
             last_db = str(work / f"run{run}.db")
-            times["scan"].append(timed([photocat, "scan", str(corpus), "--db", last_db, "-q"]))
+            scan = [photocat, "scan", str(corpus), "--db", last_db, "-q"]
+            times["scan"].append(timed(scan, "scan"))
             if "exiftool" in times:
                 times["exiftool"].append(timed(["exiftool", "-json", "-n", "-r", str(corpus)]))
             db = str(work / f"nohash{run}.db")
             times["scan_nohash"].append(
-                timed([photocat, "scan", str(corpus), "--db", db, "-q", "--hash", "none"])
+                timed(
+                    [photocat, "scan", str(corpus), "--db", db, "-q", "--hash", "none"],
+                    "scan_nohash",
+                )
             )
             floor = [sys.executable, "-c", HASH_FLOOR, str(corpus), str(a.workers)]
-            times["hash_floor"].append(timed(floor))
+            times["hash_floor"].append(timed(floor, "hash_floor"))
             print(f"  run {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
         rescan = [
             timed([photocat, "scan", str(corpus), "--db", last_db, "-q"]) for _ in range(a.runs)
@@ -142,6 +149,16 @@ def main() -> None:
         print(f"photocat scan is {ratio:.1f}x the images/s of exiftool (target >= 15x)")
     figures["scan_vs_hash_floor"] = med["scan"] / med["hash_floor"]
     print(f"photocat scan takes {figures['scan_vs_hash_floor']:.2f}x the hash floor")
+    # What the cores allow: a run cannot take less than its CPU time spread over every core.
+    cpu = {k: statistics.median(v) for k, v in CPU.items()}
+    cores = os.cpu_count() or 1
+    figures["median_cpu_s"] = cpu
+    print(f"\nCPU seconds (user + system, whole process tree), median; at best / {cores} cores:")
+    for k, v in cpu.items():
+        bound = v / cores
+        print(f"  {k:<12} {v:6.2f} s CPU -> at least {bound:.2f} s = "
+              f"{bound / med['hash_floor']:.2f}x the hash floor")  # fmt: skip
+    figures["scan_cpu_bound_vs_hash_floor"] = cpu["scan"] / cores / med["hash_floor"]
     if a.json:
         a.json.write_text(json.dumps(figures, indent=1))
 
@@ -185,10 +202,21 @@ def warm(files: list[str]) -> None:
                 pass
 
 
-def timed(cmd: list[str]) -> float:
+CPU: dict[str, list[float]] = {}  # label -> CPU seconds of each timed run (process tree)
+
+
+def timed(cmd: list[str], label: str = "") -> float:
+    """Wall seconds of one run; with `label`, its CPU seconds (user + system, of the command and
+    every process it waited for: photocat's workers, the floor's pool) go to CPU[label]."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
-    return time.perf_counter() - start
+    took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if label:
+        used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        CPU.setdefault(label, []).append(used)
+    return took
 
 
 def extraction_ms(files: list[str]) -> float:
