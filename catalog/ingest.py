@@ -66,6 +66,7 @@ IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "@eaDir", "#
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".download", "~")
 HASH_CHUNK = 1 << 20
 BATCH_SIZE = 2000  # records per transaction: fewer commits; still under a second of reading
+TAIL_BATCH = 256  # the smallest batch a scan's last ones shrink to (_batch_limit)
 IN_PROCESS_BELOW = 64  # fewer files than this are not worth starting worker processes
 CHUNK = 64  # files per task sent to a worker process (one round trip each; 32: 2.5% slower)
 # Files read ahead of the writer, at most: enough that the workers never wait while the writer
@@ -325,9 +326,13 @@ def store_entries(
     known: Container[str],
     summary: ScanSummary,
     progress: Progress | None = None,
+    total: int | None = None,
 ) -> None:
-    """Write entries in batches, counting new/updated (rel_path in `known`)/failed."""
+    """Write entries in batches, counting new/updated (rel_path in `known`)/failed. With `total`
+    (how many entries will come), the last batches shrink (_batch_limit)."""
     batch: list[FileEntry] = []
+    remaining = total
+    limit = _batch_limit(remaining)
     for entry in entries:
         batch.append(entry)
         if entry.rel_path in known:
@@ -336,15 +341,28 @@ def store_entries(
             summary.new += 1
         if entry.record.error:
             summary.failed += 1
-        if len(batch) >= BATCH_SIZE:
+        if len(batch) >= limit:
             catalog.upsert(batch)
             if progress:
                 progress(len(batch))
+            if remaining is not None:
+                remaining -= len(batch)
+            limit = _batch_limit(remaining)
             batch = []
     if batch:
         catalog.upsert(batch)
         if progress:
             progress(len(batch))
+
+
+def _batch_limit(remaining: int | None) -> int:
+    """How many entries the next batch takes when `remaining` are still to come (None: not
+    known). The last batch is written after the last file is read, while the workers wait: at
+    ~70 us a row, 2,000 rows kept the scan's last 0.14 s to one core. Halving the batches near
+    the end leaves a last one of at most TAIL_BATCH, the others written while files are read."""
+    if remaining is None:
+        return BATCH_SIZE
+    return min(BATCH_SIZE, max(TAIL_BATCH, remaining // 2))
 
 
 @dataclass(slots=True, frozen=True)
@@ -610,7 +628,7 @@ def _scan_place(
     reading = len(to_read)
     if on_total:
         on_total(reading)
-    store_entries(catalog, entries, updated, summary, progress)
+    store_entries(catalog, entries, updated, summary, progress, total=reading)
     del to_read, updated
     # Gone: known, not seen, and neither below nor at a place the walk could not read.
     blind = [_rel(b, root_len) for b in unreadable]

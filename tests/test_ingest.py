@@ -133,6 +133,28 @@ def test_worker_processes_give_the_same_catalog(new_db: Callable[[], str], folde
     assert len(contents[0]) == 74
 
 
+def test_a_scans_last_batches_shrink_so_little_is_left_to_write_after_the_last_read(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "BATCH_SIZE", 40)
+    monkeypatch.setattr(ingest, "TAIL_BATCH", 8)
+    sizes: list[int] = []
+    upsert = Catalog.upsert
+
+    def recording(self: Catalog, entries: list) -> None:  # type: ignore[type-arg]
+        sizes.append(len(entries))
+        upsert(self, entries)
+
+    monkeypatch.setattr(Catalog, "upsert", recording)
+    for i in range(100):
+        make_photo(tmp_path / "p" / f"{i:03d}.jpg", model=f"M{i % 3}")
+    s = scan(catalog, [tmp_path / "p"], workers=1)
+    assert s.new == 100 and sum(sizes) == 100
+    assert sizes[0] == 40 and sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] <= 8  # the last write, after the last read: a few rows, not 40
+    assert len(catalog.file_states(catalog.roots()[0][0])) == 100
+
+
 def test_missing_root_is_an_error_and_removes_nothing(
     catalog: Catalog, folder: Path, tmp_path: Path
 ) -> None:
