@@ -65,4 +65,5 @@ def test_query_latency_runs_on_a_made_catalog(tmp_path: Path) -> None:
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert "search --from 2016-11-01 --to 2016-11-30" in out
-    assert "SQLite" in out
+    header = next(line for line in out.splitlines() if line.startswith("query alone"))
+    assert header.split()[-5:] == ["records", "first", "tuples", "SQLite", "rows"]
