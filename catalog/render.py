@@ -200,16 +200,15 @@ def render(
     console: Any = None,
 ) -> None:
     """Write rows in the chosen format. Table output goes through a rich console."""
-    if fmt in (OutputFormat.json, OutputFormat.jsonl, OutputFormat.csv, OutputFormat.paths):
+    text_writers = {
+        OutputFormat.json: write_json,
+        OutputFormat.jsonl: write_jsonl,
+        OutputFormat.csv: lambda rows, out: write_csv(rows, keys, out),
+        OutputFormat.paths: write_paths,
+    }
+    if fmt in text_writers:
         batched = Batched(out)
-        if fmt is OutputFormat.json:
-            write_json(rows, batched)
-        elif fmt is OutputFormat.jsonl:
-            write_jsonl(rows, batched)
-        elif fmt is OutputFormat.csv:
-            write_csv(rows, keys, batched)
-        else:
-            write_paths(rows, batched)
+        text_writers[fmt](rows, batched)
         batched.flush()
     elif fmt is OutputFormat.paths0:
         write_paths0(rows, out)
