@@ -43,6 +43,7 @@ import threading
 import warnings
 import zlib
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any
 
 import pillow_heif
@@ -127,10 +128,11 @@ _BOMB_LOCK = threading.Lock()
 _PIL_LOGGER = logging.getLogger("PIL")
 
 
-def extract(path: str | os.PathLike[str], data: bytes | None = None) -> PhotoRecord:
+def extract(path: str | os.PathLike[str], data: bytes | IO[bytes] | None = None) -> PhotoRecord:
     """Read one file's metadata. Never raises: problems become `error` / `warnings`.
     `data`: the file's bytes when they are already read whole (a small file, read once for its
-    digest too); a plain JPEG is then parsed from them, any other file still read from `path`."""
+    digest too), or the file already open (read from its start, left open, its position moved);
+    a plain JPEG is then parsed from them, any other file still read from `path`."""
     record = _plain_jpeg(path, data) if FAST_JPEG else None
     if record is None:
         record = _pillow_record(path)
@@ -141,13 +143,15 @@ def extract(path: str | os.PathLike[str], data: bytes | None = None) -> PhotoRec
     return record
 
 
-def _plain_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> PhotoRecord | None:
+def _plain_jpeg(
+    path: str | os.PathLike[str], data: bytes | IO[bytes] | None = None
+) -> PhotoRecord | None:
     """The record of a plain JPEG, by catalog.plain_jpeg (from `data`, else from the file at
     `path`); None for any other file (or any surprise), which _pillow_record then reads. No
     Pillow reader runs here, so there are no Pillow warnings or log messages to capture
     (capturing them costs ~20% of a fast read)."""
     try:
-        with open_regular(path) if data is None else io.BytesIO(data) as fp:
+        with _opened(path, data) as fp:
             if fp.read(3) != b"\xff\xd8\xff":
                 return None
             plain = plain_jpeg.read(fp)
@@ -160,6 +164,19 @@ def _plain_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> Phot
             return record
     except Exception:
         return None
+
+
+def _opened(
+    path: str | os.PathLike[str], data: bytes | IO[bytes] | None
+) -> AbstractContextManager[IO[bytes]]:
+    """The file to parse, at its start: `data` as a file, the caller's open file (not closed
+    here), or the file at `path`."""
+    if data is None:
+        return open_regular(path)
+    if isinstance(data, bytes):
+        return io.BytesIO(data)
+    data.seek(0)
+    return nullcontext(data)
 
 
 def _pillow_record(path: str | os.PathLike[str]) -> PhotoRecord:

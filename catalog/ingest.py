@@ -218,14 +218,16 @@ def read_file(
                     hasher.update(data)
                     digest = hasher.hexdigest()
                     record = extract(job.path, data)
-            elif hashing:
-                record = extract(job.path)
-                digest = _file_digest(fh, hash_with, size, mtime_ns)  # type: ignore[arg-type]
+            else:  # metadata from this open file: the one its size and mtime are of
+                record = extract(job.path, fh)
+                if hashing:
+                    fh.seek(0)
+                    digest = _file_digest(fh, hash_with, size, mtime_ns)  # type: ignore[arg-type]
     except OSError as exc:
         record = record or extract(job.path)
         if record.error is None:
             record.error = f"cannot read file: {exc.strerror or exc}"
-    if record is None:  # not hashed here, or changed while read: read as it is now
+    if record is None:  # changed while read whole: read as it is now
         record = extract(job.path)
     listing = tags_json(record)
     record.tags = []

@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 
 from catalog import ingest
 from catalog.cli import app
+from catalog.extract import extract
 from catalog.ingest import Job, read_files, scan
 from catalog.query import Filter, search
+from catalog.record import tags_json
 from catalog.store import Catalog, open_catalog
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,6 +121,29 @@ def test_small_files_are_hashed_as_read_larger_ones_by_the_hash_stage(
     assert {name: d[column] for name, d in digests(catalog).items()} == {
         name: digest(path) for name, path in files.items()
     }  # and after it, every file
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "blake2b"])
+def test_a_large_file_hashed_as_read_gets_its_whole_digest_and_its_record(
+    folder: Path, algorithm: str
+) -> None:
+    """read_file without hash_up_to (ingest_changes' default) hashes a file past
+    INLINE_HASH_BYTES from the same open file it took the metadata from: every byte, from the
+    start."""
+    big = folder / "2016" / "big.jpg"
+    make_photo(big, model="Big")
+    with open(big, "ab") as out:
+        out.write(os.urandom(ingest.INLINE_HASH_BYTES))
+    entry = ingest.read_file(Job(str(big), 1, "2016/big.jpg"), algorithm)
+    options = {"digest_size": 32} if algorithm == "blake2b" else {}
+    assert (
+        getattr(entry, algorithm) == hashlib.new(algorithm, big.read_bytes(), **options).hexdigest()
+    )
+    expected = extract(big)
+    assert entry.tags_json == tags_json(expected)
+    expected.tags = []  # travels as tags_json
+    assert entry.record == expected and expected.model == "Big"
+    assert entry.size == big.stat().st_size
 
 
 @pytest.mark.usefixtures("hash_stage_only")

@@ -3,6 +3,7 @@ gives, for every file it accepts, and hand everything else to Pillow."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,11 @@ def both_paths(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[PhotoRecord
     fast = extract(path)
     # the same from the file's bytes, as a small file read once for its digest too is read
     assert extract(path, path.read_bytes()) == fast, f"{path.name}: from its bytes"
+    # and from the file already open, wherever its position (as read_file passes a large one)
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        assert extract(path, fh) == fast, f"{path.name}: from the open file"
+        assert not fh.closed  # the caller's to close
     monkeypatch.setattr(extract_module, "FAST_JPEG", False)
     slow = extract(path)
     return fast, slow
