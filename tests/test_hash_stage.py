@@ -146,6 +146,38 @@ def test_a_large_file_hashed_as_read_gets_its_whole_digest_and_its_record(
     assert entry.size == big.stat().st_size
 
 
+def test_a_small_file_written_to_while_read_whole_gets_no_digest_until_read_again(
+    catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read-once path: the file is appended to right after its bytes were read, before the
+    second fstat (a real write, timed by a wrapped os.fstat). Those bytes are not the file any
+    more: no digest is stored for them, and the next scan reads the file again and hashes it."""
+    victim = folder / "2016" / "b.jpg"
+    target = victim.stat().st_ino
+    real_fstat = os.fstat
+    written: list[int] = []
+
+    def fstat(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        # once this file's bytes have been read (its offset past 0), and only once
+        if st.st_ino == target and not written and os.lseek(fd, 0, os.SEEK_CUR) > 0:
+            with open(victim, "ab") as out:
+                out.write(b"appended while read")
+            written.append(st.st_size)
+            return real_fstat(fd)
+        return st
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    scan(catalog, [folder], workers=1)
+    monkeypatch.undo()
+    assert written, "the file was never appended to: the race did not happen"
+    assert digests(catalog)["b.jpg"] == (None, None)
+    assert digests(catalog)["a.jpg"] == (sha256(folder / "2016" / "a.jpg"), None)
+    s = scan(catalog, [folder], workers=1)
+    assert s.updated == 1
+    assert digests(catalog)["b.jpg"] == (sha256(victim), None)
+
+
 @pytest.mark.usefixtures("hash_stage_only")
 def test_a_file_changed_after_its_record_was_read_keeps_no_stale_digest(
     catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
