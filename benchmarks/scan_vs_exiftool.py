@@ -94,26 +94,26 @@ def main() -> None:
     times: dict[str, list[float]] = {"scan": [], "scan_nohash": [], "hash_floor": []}
     if not a.no_exiftool:
         times["exiftool"] = []
+    cpu: dict[str, list[float]] = {k: [] for k in times}  # CPU seconds of each timed run
+
+    def run(key: str, cmd: list[str]) -> None:
+        wall, used = timed(cmd)
+        times[key].append(wall)
+        cpu[key].append(used)
+
     last_db = ""
     try:
-        for run in range(a.runs):
-            last_db = str(work / f"run{run}.db")
-            scan = [photocat, "scan", str(corpus), "--db", last_db, "-q"]
-            times["scan"].append(timed(scan, "scan"))
+        for i in range(a.runs):
+            last_db = str(work / f"run{i}.db")
+            run("scan", [photocat, "scan", str(corpus), "--db", last_db, "-q"])
             if "exiftool" in times:
-                times["exiftool"].append(timed(["exiftool", "-json", "-n", "-r", str(corpus)]))
-            db = str(work / f"nohash{run}.db")
-            times["scan_nohash"].append(
-                timed(
-                    [photocat, "scan", str(corpus), "--db", db, "-q", "--hash", "none"],
-                    "scan_nohash",
-                )
-            )
-            floor = [sys.executable, "-c", HASH_FLOOR, str(corpus), str(a.workers)]
-            times["hash_floor"].append(timed(floor, "hash_floor"))
-            print(f"  run {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
+                run("exiftool", ["exiftool", "-json", "-n", "-r", str(corpus)])
+            db = str(work / f"nohash{i}.db")
+            run("scan_nohash", [photocat, "scan", str(corpus), "--db", db, "-q", "--hash", "none"])
+            run("hash_floor", [sys.executable, "-c", HASH_FLOOR, str(corpus), str(a.workers)])
+            print(f"  run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
         rescan = [
-            timed([photocat, "scan", str(corpus), "--db", last_db, "-q"]) for _ in range(a.runs)
+            timed([photocat, "scan", str(corpus), "--db", last_db, "-q"])[0] for _ in range(a.runs)
         ]
         extract_ms = extraction_ms(files)
     finally:
@@ -150,15 +150,15 @@ def main() -> None:
     figures["scan_vs_hash_floor"] = med["scan"] / med["hash_floor"]
     print(f"photocat scan takes {figures['scan_vs_hash_floor']:.2f}x the hash floor")
     # What the cores allow: a run cannot take less than its CPU time spread over every core.
-    cpu = {k: statistics.median(v) for k, v in CPU.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items() if k != "exiftool"}
     cores = os.cpu_count() or 1
-    figures["median_cpu_s"] = cpu
+    figures["median_cpu_s"] = cpu_med
     print(f"\nCPU seconds (user + system, whole process tree), median; at best / {cores} cores:")
-    for k, v in cpu.items():
+    for k, v in cpu_med.items():
         bound = v / cores
         print(f"  {k:<12} {v:6.2f} s CPU -> at least {bound:.2f} s = "
               f"{bound / med['hash_floor']:.2f}x the hash floor")  # fmt: skip
-    figures["scan_cpu_bound_vs_hash_floor"] = cpu["scan"] / cores / med["hash_floor"]
+    figures["scan_cpu_bound_vs_hash_floor"] = cpu_med["scan"] / cores / med["hash_floor"]
     if a.json:
         a.json.write_text(json.dumps(figures, indent=1))
 
@@ -202,21 +202,15 @@ def warm(files: list[str]) -> None:
                 pass
 
 
-CPU: dict[str, list[float]] = {}  # label -> CPU seconds of each timed run (process tree)
-
-
-def timed(cmd: list[str], label: str = "") -> float:
-    """Wall seconds of one run; with `label`, its CPU seconds (user + system, of the command and
-    every process it waited for: photocat's workers, the floor's pool) go to CPU[label]."""
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run; CPU is user + system of the command and of every
+    process it waited for (photocat's workers, the floor's pool)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
     took = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if label:
-        used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        CPU.setdefault(label, []).append(used)
-    return took
+    return took, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def extraction_ms(files: list[str]) -> float:
