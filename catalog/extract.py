@@ -46,7 +46,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any
 
-import pillow_heif
 from PIL import ExifTags, Image, ImageFile, TiffImagePlugin, UnidentifiedImageError
 from PIL.TiffImagePlugin import TiffImageFile
 
@@ -62,9 +61,6 @@ from catalog.exif_values import (
     render_value,
 )
 from catalog.record import PhotoRecord, RawTag
-
-# Registered once so every Image.open in the process (thumbnails, viewers) can read HEIC too.
-pillow_heif.register_heif_opener()
 
 # What Image.open may identify. Keeping Pillow's exotic plugins out means junk is never
 # "recognised" as, say, a TGA by a loose header check. MPO is produced by the JPEG factory.
@@ -609,6 +605,8 @@ def _heif_format(head: bytes) -> str | None:
 
 
 def _read_heif(fp: IO[bytes], fmt: str, record: PhotoRecord) -> None:
+    import pillow_heif  # here, not at the top: loading libheif costs ~15-45 ms a process
+
     fp.seek(0)
     try:
         heif = pillow_heif.open_heif(fp)  # parses the container; decodes nothing

@@ -12,6 +12,8 @@ import math
 import random
 import resource
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -449,6 +451,7 @@ def test_large_tiff_header_only(tmp_path: Path, no_decode: None) -> None:
 @pytest.mark.skipif(not pillow_heif.libheif_info()["HEIF"], reason="no HEIF encoder to make one")
 def test_heic_size_before_irot_and_orientation_as_stored(tmp_path: Path) -> None:
     """pillow-heif's plugin reports the size after irot and rewrites EXIF Orientation to 1."""
+    pillow_heif.register_heif_opener()  # Pillow's HEIF writer and reader, for this test only
     path = tmp_path / "rotated.heic"
     Image.new("RGB", (640, 480)).save(path, exif=_exif(orientation=6).tobytes())
     with Image.open(path) as im:
@@ -799,3 +802,24 @@ def test_gps_rules() -> None:
         is None
     )
     assert len(warnings) == 6
+
+
+def test_libheif_loads_only_for_a_heif_file(tmp_path: Path) -> None:
+    """Extracting JPEGs never loads libheif (~15-45 ms a process); a HEIF file loads it."""
+    jpeg = tmp_path / "p.jpg"
+    Image.new("RGB", (8, 8)).save(jpeg, exif=_exif().tobytes())
+    heif = tmp_path / "p.heic"
+    heif.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+    code = (
+        "import sys\n"
+        "from catalog.extract import extract\n"
+        "assert extract(sys.argv[1]).error is None\n"
+        "assert 'pillow_heif' not in sys.modules, 'loaded for a JPEG'\n"
+        "print(extract(sys.argv[2]).error)\n"
+        "assert 'pillow_heif' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(jpeg), str(heif)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("not a recognised image (HEIC that libheif cannot read")
