@@ -438,7 +438,12 @@ def main() -> None:
     at once (os._exit): Python's own shutdown, tearing down the modules of SQLAlchemy, numpy,
     Pillow..., took 80-200 ms of every command after its work was over. By then photocat holds
     nothing that needs it (catalogs closed, worker pools shut down, logging to stderr only);
-    an exception still ends the usual way, with its traceback."""
+    an exception still ends the usual way, with its traceback.
+
+    numpy (loaded for GPS positions) does no linear algebra here, so its OpenBLAS is kept to one
+    thread: the thread pool it otherwise starts costs ~50 ms of CPU in every process that loads
+    it, on cores the workers need. A value the user set is kept."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
         code: object = 0

@@ -339,3 +339,37 @@ def test_the_console_command_ends_with_its_status_and_all_of_its_output(
     assert missing.returncode == 1
     assert missing.stderr.startswith("photocat: no catalog at ")
     assert photocat("search", "--no-such-option", env=env).returncode == 2
+
+
+@pytest.mark.parametrize("user_value", [None, "2"])
+def test_the_console_command_keeps_numpy_to_one_thread(
+    tmp_path: Path, user_value: str | None
+) -> None:
+    """A scan of photos with positions loads numpy; its OpenBLAS starts no thread pool (~50 ms
+    of CPU a process) unless the user asked for one."""
+    make_photo(tmp_path / "photos" / "placed.jpg", gps=(48.8584, 2.2945))
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    code = (
+        "import os, sys\n"
+        "from catalog import cli\n"
+        "real_exit = os._exit\n"
+        "def report(status):\n"
+        "    threads = len(os.listdir('/proc/self/task'))\n"
+        "    print('numpy' in sys.modules, os.environ['OPENBLAS_NUM_THREADS'], threads)\n"
+        "    sys.stdout.flush()\n"
+        "    real_exit(status)\n"
+        "os._exit = report\n"
+        "sys.argv = ['photocat', 'scan', '-q', sys.argv[1], '--db', sys.argv[2]]\n"
+        "cli.main()\n"
+    )
+    args = [str(tmp_path / "photos"), str(tmp_path / "c.db")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    loaded, value, threads = done.stdout.split()[-3:]
+    assert (loaded, value) == ("True", user_value or "1")
+    if user_value is None and (os.cpu_count() or 1) > 1:
+        assert threads == "1"  # OpenBLAS would start one thread per core
