@@ -124,7 +124,9 @@ _BOMB_LOCK = threading.Lock()
 _PIL_LOGGER = logging.getLogger("PIL")
 
 
-def extract(path: str | os.PathLike[str], data: bytes | IO[bytes] | None = None) -> PhotoRecord:
+def extract(
+    path: str | os.PathLike[str], data: bytes | IO[bytes] | None = None, *, with_time: bool = True
+) -> PhotoRecord:
     """Read one file's metadata. Never raises: problems become `error` / `warnings`.
     `data`: the file's bytes when they are already read whole (a small file, read once for its
     digest too), or the file already open (read from its start, left open, its position moved);
@@ -132,11 +134,17 @@ def extract(path: str | os.PathLike[str], data: bytes | IO[bytes] | None = None)
     record = _plain_jpeg(path, data) if FAST_JPEG else None
     if record is None:
         record = _pillow_record(path)
-    try:  # the UTC instant: EXIF offset, else GPS clock, else time zone at the GPS position
+    if with_time:
+        resolve_time(record)
+    return record
+
+
+def resolve_time(record: PhotoRecord) -> None:
+    """The UTC instant: EXIF offset, else GPS clock, else time zone at the GPS position."""
+    try:
         when.apply(record)
     except Exception as exc:  # a bug there must not lose the record
         _warn(record, f"UTC time not resolved ({_describe(exc)})")
-    return record
 
 
 def _plain_jpeg(

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sized
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import chain, islice, repeat
+from itertools import islice, repeat
 from typing import IO, TYPE_CHECKING, Any
 
 from catalog.errors import CatalogError
@@ -193,8 +193,10 @@ def read_file(
     job: Job, hash_with: str | None = "sha256", hash_up_to: int | None = None
 ) -> FileEntry:
     """Extract one file and, with `hash_with`, take its digest (runs in a worker process). Never
-    raises. With `hash_up_to`, only a file of at most that many bytes is hashed here; a larger
-    one is left to the hash stage (hash_place), which runs after the records are stored and
+    raises. Its UTC time is not resolved here but where it is stored (_with_time).
+
+    With `hash_up_to`, only a file of at most that many bytes is hashed here; a larger one is
+    left to the hash stage (hash_place), which runs after the records are stored and
     searchable. A file hashed here and no larger than INLINE_HASH_BYTES is read once, whole:
     its metadata and its digest come from the same bytes. The tag listing travels serialised
     (entry.tags_json): one string crosses the process boundary faster than a hundred small
@@ -217,18 +219,18 @@ def read_file(
                     hasher = HASHES[hash_with]()  # type: ignore[index]
                     hasher.update(data)
                     digest = hasher.hexdigest()
-                    record = extract(job.path, data)
+                    record = extract(job.path, data, with_time=False)
             else:  # metadata from this open file: the one its size and mtime are of
-                record = extract(job.path, fh)
+                record = extract(job.path, fh, with_time=False)
                 if hashing:
                     fh.seek(0)
                     digest = _file_digest(fh, hash_with, size, mtime_ns)  # type: ignore[arg-type]
     except OSError as exc:
-        record = record or extract(job.path)
+        record = record or extract(job.path, with_time=False)
         if record.error is None:
             record.error = f"cannot read file: {exc.strerror or exc}"
     if record is None:  # changed while read whole: read as it is now
-        record = extract(job.path)
+        record = extract(job.path, with_time=False)
     listing = tags_json(record)
     record.tags = []
     return FileEntry(
@@ -256,30 +258,26 @@ def read_files(
     With a pool the reading starts now, not at the first next(): the workers are given their
     first READ_AHEAD files at once, so they read while the caller does something else."""
     if pool is None or (isinstance(jobs, Sized) and len(jobs) < IN_PROCESS_BELOW):
-        return (read_file(job, hash_with, hash_up_to) for job in jobs)
-    jobs = iter(jobs)
-    first: list[FileEntry] = []
-    if _forks_at_first_task(pool):
-        # The first chunk is read here, before the workers exist: forked next, they share what
-        # extraction loaded for it (Pillow; timezonefinder, ~0.2 s of CPU, once one of these
-        # photos has a GPS position) instead of each worker loading it again. A scan of photos
-        # without positions never loads timezonefinder, here or there.
-        first = [read_file(job, hash_with, hash_up_to) for job in islice(jobs, CHUNK)]
+        return _with_time(read_file(job, hash_with, hash_up_to) for job in jobs)
+    import catalog.extract  # noqa: F401  # loaded before the workers fork, so they share it
+
     chunks = _batched(jobs, CHUNK)
     limit = _tasks_ahead(pool)
     args = (hash_with, hash_up_to)
     waiting = deque(pool.submit(_read_chunk, chunk, *args) for chunk in islice(chunks, limit))
-    return chain(first, _bounded(pool, _read_chunk, chunks, limit, *args, waiting=waiting))
+    return _with_time(_bounded(pool, _read_chunk, chunks, limit, *args, waiting=waiting))
 
 
-def _forks_at_first_task(pool: Executor) -> bool:
-    """Whether `pool` is a process pool that forks its workers when given its first task (as
-    worker_pool's do) and has not been given one yet."""
-    if not isinstance(pool, ProcessPoolExecutor):
-        return False
-    context = getattr(pool, "_mp_context", None)
-    method = context.get_start_method() if context is not None else None
-    return method == "fork" and getattr(pool, "_processes", None) == {}
+def _with_time(entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
+    """Entries from read_file, their UTC time resolved here, in the process that stores them:
+    the time zone at a GPS position needs timezonefinder (~0.15 s of CPU and ~25 MB to load),
+    loaded once by this process instead of by every worker, and never before the workers start
+    (a first scan used to load it first, leaving the other cores idle meanwhile)."""
+    from catalog.extract import resolve_time
+
+    for entry in entries:
+        resolve_time(entry.record)
+        yield entry
 
 
 def _tasks_ahead(pool: Executor) -> int:
@@ -837,8 +835,8 @@ def ingest_changes(
 
     if pool is not None and pool_from <= len(jobs) < IN_PROCESS_BELOW:
         size = max(1, len(jobs) // 8)
-        entries: Iterable[FileEntry] = pool.map(
-            read_file, jobs, repeat(hash_with), repeat(hash_up_to), chunksize=size
+        entries: Iterable[FileEntry] = _with_time(
+            pool.map(read_file, jobs, repeat(hash_with), repeat(hash_up_to), chunksize=size)
         )
     else:
         entries = read_files(jobs, pool, hash_with=hash_with, hash_up_to=hash_up_to)

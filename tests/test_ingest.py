@@ -16,6 +16,7 @@ from photos import make_photo
 from sqlalchemy import text
 
 from catalog import ingest
+from catalog.extract import extract
 from catalog.ingest import RootError, is_candidate, resolve_place, scan
 from catalog.query import Filter, search
 from catalog.store import Catalog, open_catalog
@@ -353,6 +354,59 @@ def test_a_first_scan_reads_before_the_catalog_exists_and_stores_the_same(
     # without a hash, nothing is hashed early either
     ingest.scan_catalog(tmp_path / "nohash.db", [folder], workers=2, hash_with=None)
     assert [row[2] for row in content(str(tmp_path / "nohash.db"))] == [None] * 84
+
+
+TIME_WHERE_STORED = """
+import os, sys
+from catalog import ingest, when
+
+real_chunk = ingest._read_chunk
+
+def chunk_spy(*args):
+    entries = real_chunk(*args)
+    with open(sys.argv[3], "a") as out:  # in the worker: had reading this chunk loaded it?
+        out.write(f"{os.getpid()} {when.finder_loaded()}\\n")
+    return entries
+
+ingest._read_chunk = chunk_spy  # forked workers call the module's attribute
+ingest.scan_catalog(sys.argv[1], [sys.argv[2]], workers=2)
+print(when.finder_loaded())
+"""
+
+
+@pytest.mark.parametrize("first_scan", [True, False])
+def test_the_utc_time_is_resolved_where_records_are_stored_not_in_the_workers(
+    tmp_path: Path, folder: Path, first_scan: bool
+) -> None:
+    """The time zone at a GPS position needs timezonefinder (~0.15 s of CPU to load): only the
+    process that stores the records loads it, after the workers started, not each worker (nor
+    before they start, as a first scan did); the stored times are extract()'s."""
+    for i in range(70):
+        gps = (48.8566, 2.3522) if i % 2 else None  # Paris; the others have an offset tag
+        make_photo(folder / "many" / f"{i}.jpg", gps=gps, offset=None if gps else "-05:00")
+    db = tmp_path / "c.db"
+    if not first_scan:
+        open_catalog(db).close()  # not a first scan: the usual path
+    log = tmp_path / "workers.log"
+    run = [sys.executable, "-c", TIME_WHERE_STORED, str(db), str(folder), str(log)]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]  # this process loaded it
+    seen = [line.split() for line in log.read_text().splitlines()]
+    assert len({pid for pid, _ in seen}) >= 1 and {loaded for _, loaded in seen} == {"False"}
+    engine = engine_for(str(db))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT rel_path, utc_offset, captured_at_utc, time_source, time_zone FROM photos")
+        ).all()
+    engine.dispose()
+    assert len(rows) == 74
+    for rel, offset, utc, source, zone in rows:
+        record = extract(folder / rel)
+        assert (offset, source, zone) == (record.offset, record.time_source, record.time_zone)
+        assert (utc is None) == (record.captured_at_utc is None)
+    sources = {r[0]: r[3] for r in rows}
+    assert (sources["many/1.jpg"], sources["many/2.jpg"]) == ("gps_zone", "offset_tag")
 
 
 def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
