@@ -73,6 +73,7 @@ CHUNK = 64  # files per task sent to a worker process (one round trip each; 32: 
 # stores a batch (or loads the place data), few enough that memory stays flat (~10 MB).
 READ_AHEAD = 4096
 HASH_BATCH = 1000  # digests written per transaction by the hash stage
+TAIL_CHUNK = 4  # the fewest files a digest task's last ones shrink to (_tapered)
 # A file up to this size is hashed as it is read (hashing it costs about what reading its
 # metadata does, ~0.2 ms; its record waits no longer than that): one open instead of two, and
 # its digest goes in with its row instead of an UPDATE after. Larger files (most camera photos)
@@ -291,6 +292,24 @@ def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
         batch.append(item)
         if len(batch) >= n:
             yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _tapered(items: Iterable[Any], total: int, n: int = CHUNK) -> Iterator[list[Any]]:
+    """`items` (`total` of them, about) in lists of `n`, the last ones shrinking down to
+    TAIL_CHUNK: tasks of 64 large photos take ~90 ms each to hash, and the last one left a core
+    idle that long while the other finished it."""
+    remaining = total
+    batch: list[Any] = []
+    size = min(n, max(TAIL_CHUNK, remaining // 4))
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            remaining -= len(batch)
+            size = min(n, max(TAIL_CHUNK, remaining // 4))
             batch = []
     if batch:
         yield batch
@@ -538,7 +557,8 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
     early = _Early(files, skipped, unreadable, entries)
     if hash_with is not None and len(files) >= IN_PROCESS_BELOW:  # else read and hashed here
         early.digests = [
-            pool.submit(_digest_chunk, chunk, hash_with) for chunk in _batched(to_hash, CHUNK)
+            pool.submit(_digest_chunk, chunk, hash_with)
+            for chunk in _tapered(to_hash, len(to_hash))
         ]
     return early
 
@@ -679,14 +699,16 @@ def hash_place(
             _digest(*item, hash_with) for item in todo()
         )
     else:
-        chunks = _batched(todo(), CHUNK)
+        chunks = _tapered(todo(), count)
         digests = _bounded(pool, _digest_chunk, chunks, _tasks_ahead(pool), hash_with)
     stored = 0
     batch: list[tuple[int, int, int, str]] = []
+    remaining = count  # the last batches shrink too: the last is written once all are hashed
     for photo_id, size, mtime_ns, digest in digests:
+        remaining -= 1
         if digest is not None:
             batch.append((photo_id, size, mtime_ns, digest))
-        if len(batch) >= HASH_BATCH:
+        if len(batch) >= min(HASH_BATCH, max(TAIL_BATCH, remaining // 2)):
             stored += catalog.set_digests(hash_with, batch)
             if progress:
                 progress(len(batch))

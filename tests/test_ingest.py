@@ -156,6 +156,27 @@ def test_a_scans_last_batches_shrink_so_little_is_left_to_write_after_the_last_r
     assert len(catalog.file_states(catalog.roots()[0][0])) == 100
 
 
+def test_the_hash_stages_last_digest_writes_shrink_too(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "HASH_BATCH", 40)
+    monkeypatch.setattr(ingest, "TAIL_BATCH", 8)
+    monkeypatch.setattr(ingest, "INLINE_HASH_BYTES", 0)  # every photo left to the hash stage
+    sizes: list[int] = []
+    set_digests = Catalog.set_digests
+
+    def recording(self: Catalog, hash_with: str, batch: list) -> int:  # type: ignore[type-arg]
+        sizes.append(len(batch))
+        return set_digests(self, hash_with, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Catalog, "set_digests", recording)
+    for i in range(200):
+        make_photo(tmp_path / "p" / f"{i:03d}.jpg", model=f"M{i % 3}")
+    scan(catalog, [tmp_path / "p"], workers=1)
+    assert sum(sizes) == 200 and sizes[0] == 40 and sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] <= 8  # the last write, after the last digest: a few rows, not 40
+
+
 def test_missing_root_is_an_error_and_removes_nothing(
     catalog: Catalog, folder: Path, tmp_path: Path
 ) -> None:
@@ -409,6 +430,20 @@ def test_the_utc_time_is_resolved_where_records_are_stored_not_in_the_workers(
     assert (sources["many/1.jpg"], sources["many/2.jpg"]) == ("gps_zone", "offset_tag")
 
 
+@pytest.mark.parametrize("total", [0, 1, 5, 74, 300, 5000])
+def test_digest_tasks_shrink_at_the_end(total: int) -> None:
+    """Every item once, in order; CHUNK a task while many remain, then smaller and smaller, so
+    no core is left hashing a whole task of large photos alone at the end."""
+    chunks = list(ingest._tapered(range(total), total))
+    assert [i for chunk in chunks for i in chunk] == list(range(total))
+    sizes = [len(chunk) for chunk in chunks]
+    assert sizes == sorted(sizes, reverse=True) and all(0 < n <= ingest.CHUNK for n in sizes)
+    if total >= 4 * ingest.CHUNK:
+        assert sizes[0] == ingest.CHUNK
+    if total:
+        assert sizes[-1] <= ingest.TAIL_CHUNK
+
+
 def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
     db: str, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -421,7 +456,7 @@ def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
     pool = ingest.worker_pool(2)
     try:
         early = ingest._read_early(str(folder), pool, "sha256")
-        assert len(early.digests) == -(-74 // ingest.CHUNK)  # 74 files, CHUNK a task
+        assert len(early.digests) == len(list(ingest._tapered(range(74), 74)))  # 74 files
         for future in early.digests:
             future.result()  # all hashed before anything changes
         make_photo(folder / "many" / "5.jpg", model="Changed After Hashing")  # new size/mtime
