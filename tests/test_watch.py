@@ -206,6 +206,26 @@ def test_start_catches_up_and_a_created_photo_is_ingested(
     assert log.did("ingested") == [f"ingested {folder / '2017' / 'new.jpg'}"]
 
 
+def test_watched_photos_get_their_utc_time_from_the_gps_zone_or_their_offset_tag(
+    running: Running, db: str, folder: Path
+) -> None:
+    """The daemon resolves the times of what its readers extracted (as scan's writer does)."""
+    for i in range(12):  # one at a time and in a burst: read here or by the readers
+        gps = (48.8566, 2.3522) if i % 2 else None  # Paris; the others have an offset tag
+        make_photo(folder / "2018" / f"{i}.jpg", gps=gps, offset=None if gps else "-05:00")
+    wait_until(lambda: all(f"2018/{i}.jpg" in rows(db) for i in range(12)))
+    got = {rel: r for rel, r in rows(db).items() if rel.startswith("2018/")}
+    for rel, r in got.items():
+        placed = int(rel[5:-4]) % 2
+        expected = ("+01:00", "gps_zone", "Europe/Paris") if placed else ("-05:00", "offset_tag")
+        assert (r["utc_offset"], r["time_source"], r["time_zone"])[: len(expected)] == expected
+        assert (
+            str(r["captured_at_utc"])
+            .replace("T", " ")
+            .startswith("2016-11-10 17:22:47" if placed else "2016-11-10 23:22:47")
+        )
+
+
 def test_slow_chunked_copy_is_read_once_complete_never_half_written(
     running: Running, db: str, folder: Path, tmp_path: Path, log: Log
 ) -> None:
