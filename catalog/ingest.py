@@ -274,9 +274,9 @@ def _with_time(entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
     the time zone at a GPS position needs timezonefinder (~0.15 s of CPU and ~25 MB to load),
     loaded once by this process instead of by every worker, and never before the workers start
     (a first scan used to load it first, leaving the other cores idle meanwhile)."""
-    from catalog.extract import resolve_time
-
     for entry in entries:
+        from catalog.extract import resolve_time  # on the first entry: a rescan needs no Pillow
+
         resolve_time(entry.record)
         yield entry
 

@@ -444,6 +444,26 @@ def test_digest_tasks_shrink_at_the_end(total: int) -> None:
         assert sizes[-1] <= ingest.TAIL_CHUNK
 
 
+def test_a_rescan_of_an_unchanged_tree_loads_neither_pillow_nor_numpy(
+    tmp_path: Path, folder: Path
+) -> None:
+    """Stat only: nothing is read, so nothing that reads is loaded (a fresh process)."""
+    make_photo(folder / "placed.jpg", gps=(48.8566, 2.3522))
+    db = tmp_path / "c.db"
+    code = (
+        "import sys\n"
+        "from catalog.ingest import scan_catalog\n"
+        "summary = scan_catalog(sys.argv[1], [sys.argv[2]])\n"
+        "print(summary.new, summary.unchanged, sorted(m for m in ('PIL', 'numpy',"
+        " 'timezonefinder', 'catalog.extract') if m in sys.modules))\n"
+    )
+    run = [sys.executable, "-c", code, str(db), str(folder)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True)
+    assert first.stdout.startswith("5 0 ")  # a first scan: read, so loaded
+    again = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True)
+    assert again.stdout.strip() == "0 5 []"
+
+
 def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
     db: str, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
