@@ -50,6 +50,7 @@ from PIL import ExifTags, Image, ImageFile, TiffImagePlugin, UnidentifiedImageEr
 from PIL.TiffImagePlugin import TiffImageFile
 
 from catalog import plain_jpeg, when
+from catalog.errors import describe, one_line
 from catalog.exif_values import (
     capture_time,
     clean_text,
@@ -134,17 +135,9 @@ def extract(
     record = _plain_jpeg(path, data) if FAST_JPEG else None
     if record is None:
         record = _pillow_record(path)
-    if with_time:
-        resolve_time(record)
-    return record
-
-
-def resolve_time(record: PhotoRecord) -> None:
-    """The UTC instant: EXIF offset, else GPS clock, else time zone at the GPS position."""
-    try:
+    if with_time:  # the UTC instant: EXIF offset, else GPS clock, else zone at the position
         when.apply(record)
-    except Exception as exc:  # a bug there must not lose the record
-        _warn(record, f"UTC time not resolved ({_describe(exc)})")
+    return record
 
 
 def _plain_jpeg(
@@ -195,7 +188,7 @@ def _pillow_record(path: str | os.PathLike[str]) -> PhotoRecord:
             try:
                 _extract(path, record)
             except Exception as exc:  # any reader bug or hostile file: keep what was read
-                record.error = record.error or f"metadata extraction failed ({_describe(exc)})"
+                record.error = record.error or f"metadata extraction failed ({describe(exc)})"
     finally:
         _PIL_LOGGER.removeHandler(_PIL_LOG_CAPTURE)
         _PIL_LOG_CAPTURE.sink.messages = None
@@ -256,7 +249,7 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
             record.error = f"not a recognised image ({_what_is_it(head, record.format)})"
             return
         except Exception as exc:  # recognised, but Pillow failed inside the header (truncated...)
-            record.error = f"damaged image header ({_describe(exc)})"
+            record.error = f"damaged image header ({describe(exc)})"
             if head.startswith(b"\xff\xd8\xff"):
                 _salvage_jpeg(fp, record)
             return
@@ -352,13 +345,13 @@ def _exif_of(
         except Exception as exc:
             # Pillow's XMP-orientation lookup raises TypeError when the XMP tag is typed ASCII
             # (a str searched with a bytes pattern): read IFD0 without that lookup.
-            _warn(record, f"Pillow could not read IFD0 ({_describe(exc)}); read without it")
+            _warn(record, f"Pillow could not read IFD0 ({describe(exc)}); read without it")
             exif = Image.Exif()
             fp.seek(0)
             try:
                 exif.load_from_fp(fp)
             except Exception as again:
-                _warn(record, f"IFD0 unreadable ({_describe(again)})")
+                _warn(record, f"IFD0 unreadable ({describe(again)})")
                 return None, None, 0
             return exif, _ifd0_offset(head), size
         if _ORIENTATION in exif and _ORIENTATION not in im.tag_v2:
@@ -389,7 +382,7 @@ def _exif_from_bytes(payload: bytes | None, record: PhotoRecord) -> Image.Exif |
     try:
         exif.load(payload)
     except Exception as exc:
-        _warn(record, f"EXIF block unreadable ({_describe(exc)})")
+        _warn(record, f"EXIF block unreadable ({describe(exc)})")
         return None
     return exif
 
@@ -421,7 +414,7 @@ def _read_tiff_without_pillow(
     try:
         exif.load_from_fp(fp)
     except Exception as exc:  # header cut short (struct.error) or IFD0 beyond the file
-        record.error = f"damaged image header ({_describe(exc)})"
+        record.error = f"damaged image header ({describe(exc)})"
         return
     width, height = first_int(exif.get(0x0100)), first_int(exif.get(0x0101))
     if width and height:
@@ -472,7 +465,7 @@ def _tiff_raw(
             fp.seek(offset)
             sub_ifd.load(fp)
         except Exception as exc:  # a SubIFD pointer into garbage: IFD0's size stands
-            _warn(record, f"SubIFD at {offset} unreadable ({_describe(exc)})")
+            _warn(record, f"SubIFD at {offset} unreadable ({describe(exc)})")
             continue
         if first_int(sub_ifd.get(_NEW_SUBFILE_TYPE)) == 0:
             width, height = first_int(sub_ifd.get(0x0100)), first_int(sub_ifd.get(0x0101))
@@ -573,7 +566,7 @@ def _raw_profile_from_chunk(chunk_type: bytes, data: bytes, record: PhotoRecord)
         else:
             text = rest
     except (ValueError, IndexError, zlib.error) as exc:
-        _warn(record, f"PNG raw EXIF profile chunk unreadable ({_describe(exc)})")
+        _warn(record, f"PNG raw EXIF profile chunk unreadable ({describe(exc)})")
         return None
     return _raw_profile_bytes(text.decode("latin-1"), record)
 
@@ -620,7 +613,7 @@ def _read_heif(fp: IO[bytes], fmt: str, record: PhotoRecord) -> None:
         heif = pillow_heif.open_heif(fp)  # parses the container; decodes nothing
         size, info = heif.size, heif.info  # both of the primary image
     except Exception as exc:
-        record.error = f"not a recognised image ({fmt} that libheif cannot read: {_one_line(exc)})"
+        record.error = f"not a recognised image ({fmt} that libheif cannot read: {one_line(exc)})"
         return
     record.format = fmt
     try:
@@ -742,7 +735,7 @@ def _read_exif(
     try:
         ifd0 = dict(exif)
     except Exception as exc:
-        _warn(record, f"IFD0 unreadable ({_describe(exc)})")
+        _warn(record, f"IFD0 unreadable ({describe(exc)})")
         ifd0 = {}
     exif_ifd = _sub_ifd(exif, ifd0, IFD_EXIF, "Exif", seen, data_size, record)
     gps = _sub_ifd(exif, ifd0, IFD_GPS, "GPS", seen, data_size, record)
@@ -752,7 +745,7 @@ def _read_exif(
         try:
             ifd1 = exif.get_ifd(IFD_1)
         except Exception as exc:
-            _warn(record, f"IFD1 unreadable ({_describe(exc)})")
+            _warn(record, f"IFD1 unreadable ({describe(exc)})")
         if ifd1 and ifd1 == ifd0:
             _warn(record, "IFD1 pointer loops back to IFD0; ignored")
             ifd1 = {}
@@ -794,7 +787,7 @@ def _sub_ifd(
     try:
         return exif.get_ifd(tag)
     except Exception as exc:
-        _warn(record, f"{name} IFD unreadable ({_describe(exc)})")
+        _warn(record, f"{name} IFD unreadable ({describe(exc)})")
         return {}
 
 
@@ -802,7 +795,7 @@ def _render(value: Any, tag_id: int, big_endian: bool) -> str:
     try:
         return render_value(value, tag_id, big_endian)
     except Exception as exc:  # a value type nobody anticipated must not lose the record
-        return f"(unreadable value: {_describe(exc)})"
+        return f"(unreadable value: {describe(exc)})"
 
 
 def _fill_fields(
@@ -878,14 +871,3 @@ def _name(record: PhotoRecord, tag: str, text: str | None) -> str | None:
         _warn(record, f"{tag} is {len(text)} characters long; cut to {MAX_NAME}")
         return text[:MAX_NAME]
     return text
-
-
-def _one_line(exc: BaseException) -> str:
-    # Messages from libraries (libheif ends its own with a newline) become one line: warnings
-    # are stored newline-separated, and an error is shown on one line.
-    return " ".join(str(exc).split())[:200]
-
-
-def _describe(exc: BaseException) -> str:
-    text = _one_line(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

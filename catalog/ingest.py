@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import IO, TYPE_CHECKING, Any
 
+from catalog import when
 from catalog.errors import CatalogError
 from catalog.record import FileEntry, tags_json
 
@@ -275,9 +276,7 @@ def _with_time(entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
     loaded once by this process instead of by every worker, and never before the workers start
     (a first scan used to load it first, leaving the other cores idle meanwhile)."""
     for entry in entries:
-        from catalog.extract import resolve_time  # on the first entry: a rescan needs no Pillow
-
-        resolve_time(entry.record)
+        when.apply(entry.record)
         yield entry
 
 

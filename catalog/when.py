@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from catalog.errors import describe
 from catalog.record import PhotoRecord
 
 GPS_TOLERANCE = timedelta(minutes=3)
@@ -56,15 +57,23 @@ class Resolved:
 
 
 def apply(record: PhotoRecord) -> None:
-    """Fill offset / captured_at_utc / time_source / time_zone of an extracted record."""
-    found = resolve(
-        record.captured_at,
-        record.offset if record.time_source == "offset_tag" else None,
-        record.offset_from,
-        record.latitude,
-        record.longitude,
-        record.gps_time_utc,
-    )
+    """Fill offset / captured_at_utc / time_source / time_zone of an extracted record. Never
+    raises: a failure here (a bug, a zone database that cannot be read) leaves the time
+    unresolved with a warning saying why, and the record is kept."""
+    try:
+        found = resolve(
+            record.captured_at,
+            record.offset if record.time_source == "offset_tag" else None,
+            record.offset_from,
+            record.latitude,
+            record.longitude,
+            record.gps_time_utc,
+        )
+    except Exception as exc:
+        message = f"UTC time not resolved ({describe(exc)})"
+        if message not in record.warnings:
+            record.warnings.append(message)
+        return
     record.offset = found.offset
     record.captured_at_utc = found.captured_at_utc
     record.time_source = found.time_source

@@ -336,3 +336,24 @@ def test_timezonefinder_loads_lazily_once_and_only_for_gps(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     first, again = map(float, done.stdout.split())
     assert again < first  # loaded once: the second photo does not pay again
+
+
+def test_a_failure_in_the_rules_keeps_the_record_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """when.apply never raises (the writer applies it to every record of a scan): a zone lookup
+    that fails, as with timezonefinder's data files unreadable, leaves the time unresolved and
+    says why; the rest of the record is as extracted."""
+    record = extract(make_photo(tmp_path / "p.jpg", gps=PARIS), with_time=False)
+
+    def unreadable(latitude: float | None, longitude: float | None) -> str | None:
+        raise OSError(5, "Input/output error\nwhile reading the zone data")
+
+    monkeypatch.setattr(when, "zone_at", unreadable)
+    when.apply(record)
+    when.apply(record)  # said once
+    assert (record.offset, record.captured_at_utc, record.time_source) == (None, None, None)
+    assert record.warnings == [
+        "UTC time not resolved (OSError: [Errno 5] Input/output error while reading the zone data)"
+    ]
+    assert record.latitude == pytest.approx(PARIS[0]) and record.make == "Canon"
