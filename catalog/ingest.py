@@ -373,14 +373,16 @@ def store_entries(
             progress(len(batch))
 
 
-def _batch_limit(remaining: int | None) -> int:
-    """How many entries the next batch takes when `remaining` are still to come (None: not
-    known). The last batch is written after the last file is read, while the workers wait: at
-    ~70 us a row, 2,000 rows kept the scan's last 0.14 s to one core. Halving the batches near
-    the end leaves a last one of at most TAIL_BATCH, the others written while files are read."""
+def _batch_limit(remaining: int | None, size: int | None = None) -> int:
+    """How many rows the next batch of at most `size` (BATCH_SIZE) takes when `remaining` are
+    still to come (None: not known). The last batch is written after the last file is read (or
+    hashed), while the workers wait: at ~70 us a row, 2,000 rows kept the scan's last 0.14 s to
+    one core. Halving the batches near the end leaves a last one of at most TAIL_BATCH, the
+    others written while files are read."""
+    size = BATCH_SIZE if size is None else size
     if remaining is None:
-        return BATCH_SIZE
-    return min(BATCH_SIZE, max(TAIL_BATCH, remaining // 2))
+        return size
+    return min(size, max(TAIL_BATCH, remaining // 2))
 
 
 @dataclass(slots=True, frozen=True)
@@ -707,7 +709,7 @@ def hash_place(
         remaining -= 1
         if digest is not None:
             batch.append((photo_id, size, mtime_ns, digest))
-        if len(batch) >= min(HASH_BATCH, max(TAIL_BATCH, remaining // 2)):
+        if len(batch) >= _batch_limit(remaining, HASH_BATCH):
             stored += catalog.set_digests(hash_with, batch)
             if progress:
                 progress(len(batch))
