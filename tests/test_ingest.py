@@ -430,6 +430,40 @@ def test_the_utc_time_is_resolved_where_records_are_stored_not_in_the_workers(
     assert (sources["many/1.jpg"], sources["many/2.jpg"]) == ("gps_zone", "offset_tag")
 
 
+def test_a_path_list_gives_back_every_path_in_order() -> None:
+    sep = os.sep
+    names = ["a.jpg", " b .jpg", "caf\udce9.jpg", "line\nbreak.jpg", "é\u202e.jpg"]
+    paths = [f"{sep}photos{sep}2016{sep}{n}" for n in names]
+    paths += [f"{sep}photos{sep}{i:06}.jpg" for i in range(2 * ingest.PathList.GROUP + 5)]
+    paths += [f"{sep}photos{sep}2016{sep}again.jpg", f"{sep}top.jpg", "bare.jpg", f"{sep}x{sep}"]
+    listed = ingest.PathList(paths)
+    assert len(listed) == len(paths)
+    assert list(listed) == paths
+    assert list(listed) == paths  # and again
+    assert list(ingest.PathList()) == [] and len(ingest.PathList()) == 0
+
+
+def test_a_path_list_holds_100000_paths_in_a_fraction_of_a_lists_memory() -> None:
+    """What a scan of 100,000 photos holds while reading them (and its workers inherit)."""
+    import tracemalloc
+
+    folders = [os.path.join("/media/photos/Family Archive", f"{y}", f"{m:02}") for y in
+               range(2010, 2026) for m in range(1, 13)]  # fmt: skip
+    paths = (os.path.join(folders[i % len(folders)], f"IMG_{i:06}.jpg") for i in range(100_000))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        listed = ingest.PathList(sorted(paths))
+        held = tracemalloc.get_traced_memory()[0] - base
+        as_list = list(listed)
+        as_list_held = tracemalloc.get_traced_memory()[0] - base - held
+    finally:
+        tracemalloc.stop()
+    assert len(as_list) == 100_000
+    assert held < 3 * 2**20, held
+    assert held * 4 < as_list_held, (held, as_list_held)
+
+
 @pytest.mark.parametrize("total", [0, 1, 5, 74, 300, 5000])
 def test_digest_tasks_shrink_at_the_end(total: int) -> None:
     """Every item once, in order; CHUNK a task while many remain, then smaller and smaller, so
