@@ -430,6 +430,30 @@ def test_the_utc_time_is_resolved_where_records_are_stored_not_in_the_workers(
     assert (sources["many/1.jpg"], sources["many/2.jpg"]) == ("gps_zone", "offset_tag")
 
 
+def test_records_and_entries_cross_process_boundaries_whole() -> None:
+    """Pickled as the workers send them (their own __reduce__): every field, set or not."""
+    import dataclasses
+    import pickle
+    from datetime import datetime
+
+    from catalog.record import FileEntry, PhotoRecord, RawTag
+
+    samples = {
+        "int | None": 7,
+        "float | None": 1.5,
+        "str | None": "x\udce9\n",
+        "datetime | None": datetime(2016, 11, 1, 12, 0, 0, 123456),
+        "list[RawTag]": [RawTag("IFD0", 271, "Make", "samsung")],
+        "list[str]": ["one warning", "another"],
+    }
+    full = PhotoRecord(**{f.name: samples[str(f.type)] for f in dataclasses.fields(PhotoRecord)})
+    entry = FileEntry(3, "a/b.jpg", 10, 20, full, "ab" * 32, "cd" * 32, "[]")
+    for value in (PhotoRecord(), full, entry, FileEntry(0, "", 0, 0, PhotoRecord())):
+        back = pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+        assert back == value and type(back) is type(value)
+    assert pickle.loads(pickle.dumps(entry)).record.tags[0].name == "Make"
+
+
 def test_a_path_list_gives_back_every_path_in_order() -> None:
     sep = os.sep
     names = ["a.jpg", " b .jpg", "caf\udce9.jpg", "line\nbreak.jpg", "é\u202e.jpg"]
