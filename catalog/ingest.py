@@ -296,18 +296,23 @@ def read_files(
     *,
     hash_with: str | None = "sha256",
     hash_up_to: int | None = None,
+    queued: Callable[[], None] | None = None,
 ) -> Iterator[FileEntry]:
     """read_file over jobs, in order: in this process, or in the pool's workers, CHUNK files a
     task with at most READ_AHEAD files submitted ahead of the caller, so however many files
     there are, only a few thousand records are ever held in memory.
 
     With a pool the reading starts now, not at the first next(): the workers are given their
-    first READ_AHEAD files at once, so they read while the caller does something else."""
+    first READ_AHEAD files at once, so they read while the caller does something else.
+    `queued` is called once every file has been given to the pool: work submitted from then on
+    delays no record."""
     if pool is None or (isinstance(jobs, Sized) and len(jobs) < IN_PROCESS_BELOW):
         return _with_time(read_file(job, hash_with, hash_up_to) for job in jobs)
     import catalog.extract  # noqa: F401  # loaded before the workers fork, so they share it
 
     chunks = _batched(jobs, CHUNK)
+    if queued is not None:
+        chunks = _then(chunks, queued)
     limit = _tasks_ahead(pool)
     args = (hash_with, hash_up_to)
     waiting = deque(pool.submit(_read_chunk, chunk, *args) for chunk in islice(chunks, limit))
@@ -338,6 +343,12 @@ def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def _then(items: Iterable[Any], action: Callable[[], None]) -> Iterator[Any]:
+    """`items`, then `action()` when asked for one more after the last."""
+    yield from items
+    action()
 
 
 def _tapered(items: Iterable[Any], total: int, n: int = CHUNK) -> Iterator[list[Any]]:
@@ -579,10 +590,9 @@ class _Early:
 
 def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _Early:
     """Walk `folder` and give the workers its files to read (those of up to INLINE_HASH_BYTES
-    hashed as they are read). With `hash_with`, queue behind those reads the digests of the
-    first larger files, up to EARLY_HASH_BYTES: the workers, done reading, hash while the
-    catalog is made. Records beyond the first READ_AHEAD files wait for those digests (at most
-    ~1 GiB of hashing), never the first ones."""
+    hashed as they are read). With `hash_with`, queue behind every one of those reads the
+    digests of the first larger files, up to EARLY_HASH_BYTES: the workers, done reading, hash
+    while the catalog is made and the records stored. No record waits for them."""
     skipped: list[str] = []
     unreadable: list[str] = []
     files = PathList()
@@ -600,14 +610,20 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
     base = len(folder.rstrip(os.sep)) + 1
     jobs = (Job(path, 0, _rel(path, base)) for path in files)  # made as read
     reader = pool if len(files) >= IN_PROCESS_BELOW else None
-    entries = read_files(jobs, reader, hash_with=hash_with, hash_up_to=INLINE_HASH_BYTES)
-    early = _Early(files, skipped, unreadable, entries)
-    if hash_with is not None and len(files) >= IN_PROCESS_BELOW:  # else read and hashed here
+    early = _Early(files, skipped, unreadable, iter(()))
+    if hash_with is not None and reader is not None:  # else read and hashed here
         early.hashed = {i: path for i, path, _, _ in to_hash}
+
+    def hash_early() -> None:  # behind the last read: called by read_files
         early.digests = [
             pool.submit(_digest_chunk, chunk, hash_with)
             for chunk in _tapered(to_hash, len(to_hash))
         ]
+
+    early.entries = read_files(
+        jobs, reader, hash_with=hash_with, hash_up_to=INLINE_HASH_BYTES,
+        queued=hash_early if early.hashed else None,
+    )  # fmt: skip
     return early
 
 

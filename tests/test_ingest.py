@@ -556,6 +556,42 @@ def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
         pool.shutdown()
 
 
+def test_early_digests_are_queued_behind_every_read(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first scan of more files than the workers are given at once: the digests hashed
+    early go to the workers only once every file has been given to them to read, so no record
+    waits for them."""
+    for i in range(150):
+        make_photo(folder / "many" / f"{i}.jpg", model=f"M{i}")
+    monkeypatch.setattr(ingest, "READ_AHEAD", 64)  # 64 files given at once, then as taken
+    monkeypatch.setattr(ingest, "CHUNK", 16)
+    monkeypatch.setattr(ingest, "INLINE_HASH_BYTES", 0)  # these small photos hashed early
+    pool = ingest.worker_pool(2)
+    order: list[str] = []
+    submit = pool.submit
+
+    def spy(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        order.append(fn.__name__)
+        return submit(fn, *args, **kwargs)
+
+    pool.submit = spy  # type: ignore[method-assign]
+    try:
+        early = ingest._read_early(str(folder), pool, "sha256")
+        assert order and set(order) == {"_read_chunk"} and not early.digests  # reads only, yet
+        assert len(list(early.entries)) == 154
+        reads = order.count("_read_chunk")
+        assert (
+            reads == 10
+            and early.digests
+            and order[reads:] == ["_digest_chunk"] * (len(order) - reads)
+        )
+        hashed = [d for future in early.digests for d in future.result()]
+        assert sorted(i for i, _, _, _ in hashed) == list(range(64))
+    finally:
+        pool.shutdown()
+
+
 def test_only_a_new_sqlite_file_is_read_early(tmp_path: Path) -> None:
     from catalog.urls import database_url, new_sqlite_file
 
