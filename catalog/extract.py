@@ -262,11 +262,14 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
             _tiff_raw(path, fp, head, im.tag_v2 if exif is None else exif, record)
 
 
-def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> IO[bytes]:
+def open_regular(
+    path: str | os.PathLike[str], *, follow_symlinks: bool = True, buffered: bool = True
+) -> IO[bytes]:
     """Open a file for reading only if it is a regular file, without ever blocking: a FIFO named
     like a photo would wait forever for a writer and a device (/dev/zero) never ends, so both
     raise OSError instead; with follow_symlinks=False a symbolic link does too (a file swapped
-    for a link after the folder walk saw it)."""
+    for a link after the folder walk saw it). `buffered=False`: a raw file, for reading a whole
+    file in large blocks (hashing: ~10 us a file less than through a buffer)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     if not follow_symlinks:
         flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -279,7 +282,8 @@ def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = True) 
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file (FIFO, device or socket)")
-        return os.fdopen(fd, "rb")
+        os.set_blocking(fd, True)  # opened without blocking; a read must never come back empty
+        return os.fdopen(fd, "rb", buffering=-1 if buffered else 0)
     except BaseException:
         os.close(fd)
         raise

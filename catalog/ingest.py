@@ -794,7 +794,7 @@ def _digest(
     from catalog.extract import open_regular
 
     try:
-        with open_regular(path, follow_symlinks=False) as fh:
+        with open_regular(path, follow_symlinks=False, buffered=False) as fh:
             st = os.fstat(fh.fileno())
             if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                 return photo_id, size, mtime_ns, None

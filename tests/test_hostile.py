@@ -8,6 +8,7 @@ Every catalog comes from the `db` fixture, so this runs on SQLite and on Postgre
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -29,8 +30,8 @@ from photos import make_photo
 from typer.testing import CliRunner, Result
 
 from catalog.cli import app
-from catalog.extract import extract
-from catalog.ingest import Job, ingest_changes, read_file, resolve_place
+from catalog.extract import extract, open_regular
+from catalog.ingest import Job, _digest, ingest_changes, read_file, resolve_place
 from catalog.paths import from_db, to_db
 from catalog.render import dumps, inert, valid
 from catalog.store import open_catalog
@@ -347,6 +348,25 @@ def test_fifo_named_like_a_photo_never_blocks(tmp_path: Path, db: str) -> None:
         entry = read_file(Job(str(fifo), 1, "pipe.jpg"))
         assert entry.record.error is not None and "not a regular file" in entry.record.error
         assert "not a regular file" in (extract(fifo).error or "")
+
+
+def test_files_are_opened_without_blocking_then_read_blocking(tmp_path: Path) -> None:
+    """A FIFO never stalls the open (O_NONBLOCK); on a regular file the flag is cleared, so no
+    read, above all the hash stage's raw whole-file reads, can come back without data."""
+    photo = make_photo(tmp_path / "a.jpg")
+    for buffered in (True, False):
+        with open_regular(photo, buffered=buffered) as fh:
+            assert os.get_blocking(fh.fileno())
+            assert isinstance(fh, io.BufferedReader if buffered else io.FileIO)
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    st = photo.stat()
+    with deadline(30):
+        with pytest.raises(OSError, match="not a regular file"):
+            open_regular(fifo, buffered=False)
+        assert _digest(1, str(fifo), 0, 0, "sha256") == (1, 0, 0, None)
+        digest = _digest(2, str(photo), st.st_size, st.st_mtime_ns, "sha256")[3]
+        assert digest == hashlib.sha256(photo.read_bytes()).hexdigest()
 
 
 def test_a_file_swapped_for_a_symlink_is_not_read_through_it(tmp_path: Path) -> None:
