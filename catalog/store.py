@@ -573,8 +573,8 @@ class Catalog:
             for i, size, mtime, digest in digests
         ]
         with self.writing() as conn:
-            count = conn.execute(stmt, params).rowcount
-        return count if count is not None and count >= 0 else len(digests)
+            count = _executemany(conn, stmt, params)
+        return count if count >= 0 else len(digests)
 
     # incremental changes (photocat watch) ---------------------------------------------------
     def states_of(self, root_id: int, rel_paths: Iterable[str]) -> dict[str, StoredState]:
@@ -722,13 +722,14 @@ def _insert(conn: Connection, table: Table) -> Any:
     return insert(table)
 
 
-def _executemany(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+def _executemany(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> int:
     """conn.execute(stmt, rows) for a large batch of rows with the same keys, minus most of
     SQLAlchemy's per-row work (half of a scan's writer CPU): the statement is compiled once and
     each row goes to the driver's executemany as it is, or as a tuple in the compiled order,
-    through the column types' own bind processors (datetimes as text on SQLite)."""
+    through the column types' own bind processors (datetimes as text on SQLite). Returns how
+    many rows the statement changed in all (-1: the driver cannot tell)."""
     if not rows:
-        return
+        return 0
     dialect = conn.dialect
     compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
     names = list(compiled.positiontup or compiled.binds)
@@ -748,7 +749,8 @@ def _executemany(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]])
                     values[i] = f(values[i])
         named = not compiled.positional
         params.append(dict(zip(names, values, strict=True)) if named else tuple(values))
-    conn.exec_driver_sql(compiled.string, params)
+    count = conn.exec_driver_sql(compiled.string, params).rowcount
+    return count if count is not None else -1
 
 
 def _insert_ignore(conn: Connection, table: Table, keys: list[str], **values: object) -> Any:

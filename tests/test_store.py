@@ -110,6 +110,25 @@ def test_upsert_is_idempotent_and_keeps_identity(catalog: Catalog) -> None:
         assert conn.execute(select(func.count()).select_from(RawTags)).scalar() == 2
 
 
+def test_digests_go_only_to_rows_of_the_size_and_mtime_hashed_and_are_counted(
+    catalog: Catalog,
+) -> None:
+    root = catalog.root_id("/photos")
+    assert root is not None
+    catalog.upsert([entry(root, f"{name}.jpg") for name in "abc"])  # size 10, mtime 1
+    ids = {rel: s.photo_id for rel, s in catalog.file_states(root).items()}
+    digests = [
+        (ids["a.jpg"], 10, 1, "11" * 32),
+        (ids["b.jpg"], 11, 1, "22" * 32),  # the file grew after its row was written
+        (ids["c.jpg"], 10, 1, "33" * 32),
+    ]
+    assert catalog.set_digests("blake2b", digests) == 2
+    assert catalog.set_digests("blake2b", []) == 0
+    with catalog.engine.connect() as conn:
+        rows = dict(conn.execute(select(Photo.rel_path, Photo.blake2b)).all())
+    assert rows == {"a.jpg": "11" * 32, "b.jpg": None, "c.jpg": "33" * 32}
+
+
 def test_roots_are_per_host(catalog: Catalog) -> None:
     a = catalog.root_id("/photos", host="alpha")
     b = catalog.root_id("/photos", host="beta")
