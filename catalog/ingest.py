@@ -581,9 +581,10 @@ class _Early:
     skipped: list[str]
     unreadable: list[str]
     entries: Iterator[FileEntry]  # root_id 0, rel_path relative to the folder
-    # Digests of the first files (keyed by their index in `files`, which `hashed` maps to their
-    # path), hashed while the catalog was being made, to be stored once their rows exist; the
-    # hash stage does the rest.
+    # Digests of the first larger files (keyed by their index in `files`, which `hashed` maps to
+    # their path), queued once every file has been given to the workers to read and hashed
+    # while the catalog is made and the records stored; stored once their rows exist. The hash
+    # stage does the rest.
     digests: list[Future[list[tuple[int, int, int, str | None]]]] = field(default_factory=list)
     hashed: dict[int, str] = field(default_factory=dict)
 
