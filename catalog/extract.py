@@ -61,7 +61,7 @@ from catalog.exif_values import (
     gps_timestamp,
     render_value,
 )
-from catalog.record import PhotoRecord, RawTag
+from catalog.record import PhotoRecord, RawTag, add_warning
 
 # What Image.open may identify. Keeping Pillow's exotic plugins out means junk is never
 # "recognised" as, say, a TGA by a loose header check. MPO is produced by the JPEG factory.
@@ -72,7 +72,6 @@ INT32_MAX = 2**31 - 1  # the catalog's INTEGER columns (PostgreSQL rejects anyth
 MAX_NAME = 255  # make/model: the device key, indexed (a PostgreSQL btree entry holds ~2.7 kB)
 _HEAD_SIZE = 256  # enough for every signature below and a HEIF ftyp brand list
 _MAX_CHUNK = 64 * 1024 * 1024  # cap for one PNG EXIF chunk or HEIF meta box read into memory
-_MAX_WARNINGS = 30
 
 IFD_EXIF = int(ExifTags.IFD.Exif)
 IFD_GPS = int(ExifTags.IFD.GPSInfo)
@@ -195,9 +194,9 @@ def _pillow_record(path: str | os.PathLike[str]) -> PhotoRecord:
     for warning in caught:
         # Bomb warnings are about decoding, which we never do; our own check is in _set_size.
         if not issubclass(warning.category, Image.DecompressionBombWarning | ResourceWarning):
-            _warn(record, "Pillow: " + " ".join(str(warning.message).split()))
+            add_warning(record, "Pillow: " + " ".join(str(warning.message).split()))
     for message in logged:
-        _warn(record, f"Pillow: {message}")
+        add_warning(record, f"Pillow: {message}")
     return record
 
 
@@ -323,12 +322,12 @@ def _only_previews(mpinfo: object) -> bool:
 
 def _set_size(record: PhotoRecord, width: int, height: int) -> None:
     if width > INT32_MAX or height > INT32_MAX:  # TIFF LONGs reach 2**32-1; no image is that big
-        _warn(record, f"claims {width}x{height} pixels, beyond any real image; size ignored")
+        add_warning(record, f"claims {width}x{height} pixels, beyond any real image; size ignored")
         return
     if width > 0 and height > 0:
         record.width, record.height = width, height
         if width * height > GIGAPIXEL:
-            _warn(
+            add_warning(
                 record,
                 f"claims {width}x{height} pixels ({width * height / GIGAPIXEL:.1f} gigapixels):"
                 " likely a decompression bomb, never decode it",
@@ -349,13 +348,13 @@ def _exif_of(
         except Exception as exc:
             # Pillow's XMP-orientation lookup raises TypeError when the XMP tag is typed ASCII
             # (a str searched with a bytes pattern): read IFD0 without that lookup.
-            _warn(record, f"Pillow could not read IFD0 ({describe(exc)}); read without it")
+            add_warning(record, f"Pillow could not read IFD0 ({describe(exc)}); read without it")
             exif = Image.Exif()
             fp.seek(0)
             try:
                 exif.load_from_fp(fp)
             except Exception as again:
-                _warn(record, f"IFD0 unreadable ({describe(again)})")
+                add_warning(record, f"IFD0 unreadable ({describe(again)})")
                 return None, None, 0
             return exif, _ifd0_offset(head), size
         if _ORIENTATION in exif and _ORIENTATION not in im.tag_v2:
@@ -386,7 +385,7 @@ def _exif_from_bytes(payload: bytes | None, record: PhotoRecord) -> Image.Exif |
     try:
         exif.load(payload)
     except Exception as exc:
-        _warn(record, f"EXIF block unreadable ({describe(exc)})")
+        add_warning(record, f"EXIF block unreadable ({describe(exc)})")
         return None
     return exif
 
@@ -412,7 +411,9 @@ def _read_tiff_without_pillow(
 ) -> None:
     """A TIFF (often a camera raw) whose pixel layout Pillow rejects: its IFDs are still EXIF."""
     record.format = "TIFF"  # its raw flavour named by _tiff_raw, once IFD0 is read
-    _warn(record, "Pillow cannot open this TIFF's image data; metadata read from its IFDs only")
+    add_warning(
+        record, "Pillow cannot open this TIFF's image data; metadata read from its IFDs only"
+    )
     exif = Image.Exif()
     fp.seek(0)
     try:
@@ -469,7 +470,7 @@ def _tiff_raw(
             fp.seek(offset)
             sub_ifd.load(fp)
         except Exception as exc:  # a SubIFD pointer into garbage: IFD0's size stands
-            _warn(record, f"SubIFD at {offset} unreadable ({describe(exc)})")
+            add_warning(record, f"SubIFD at {offset} unreadable ({describe(exc)})")
             continue
         if first_int(sub_ifd.get(_NEW_SUBFILE_TYPE)) == 0:
             width, height = first_int(sub_ifd.get(0x0100)), first_int(sub_ifd.get(0x0101))
@@ -570,7 +571,7 @@ def _raw_profile_from_chunk(chunk_type: bytes, data: bytes, record: PhotoRecord)
         else:
             text = rest
     except (ValueError, IndexError, zlib.error) as exc:
-        _warn(record, f"PNG raw EXIF profile chunk unreadable ({describe(exc)})")
+        add_warning(record, f"PNG raw EXIF profile chunk unreadable ({describe(exc)})")
         return None
     return _raw_profile_bytes(text.decode("latin-1"), record)
 
@@ -587,7 +588,7 @@ def _raw_profile_bytes(text: str, record: PhotoRecord) -> bytes | None:
         digits = "".join(match[2].split())
         return bytes.fromhex(digits[: len(digits) // 2 * 2])[: int(match[1])]  # cut short: keep
     except ValueError as exc:
-        _warn(record, f"PNG raw EXIF profile unreadable ({exc})")
+        add_warning(record, f"PNG raw EXIF profile unreadable ({exc})")
         return None
 
 
@@ -628,7 +629,7 @@ def _read_heif(fp: IO[bytes], fmt: str, record: PhotoRecord) -> None:
         _set_size(record, geometry[0], geometry[1])
     else:
         _set_size(record, *size)  # after irot: may be swapped against the stored size
-        _warn(record, "HEIF primary item size (ispe) not found; size reported after rotation")
+        add_warning(record, "HEIF primary item size (ispe) not found; size reported after rotation")
     payload = info.get("exif")
     exif = _exif_from_bytes(payload, record)
     if exif is not None:
@@ -735,11 +736,11 @@ def _read_exif(
 ) -> None:
     seen = {ifd0_offset} if ifd0_offset is not None else set()
     if ifd0_offset is not None and not 8 <= ifd0_offset < data_size:
-        _warn(record, f"IFD0 offset {ifd0_offset} is outside the EXIF data: no tag readable")
+        add_warning(record, f"IFD0 offset {ifd0_offset} is outside the EXIF data: no tag readable")
     try:
         ifd0 = dict(exif)
     except Exception as exc:
-        _warn(record, f"IFD0 unreadable ({describe(exc)})")
+        add_warning(record, f"IFD0 unreadable ({describe(exc)})")
         ifd0 = {}
     exif_ifd = _sub_ifd(exif, ifd0, IFD_EXIF, "Exif", seen, data_size, record)
     gps = _sub_ifd(exif, ifd0, IFD_GPS, "GPS", seen, data_size, record)
@@ -749,9 +750,9 @@ def _read_exif(
         try:
             ifd1 = exif.get_ifd(IFD_1)
         except Exception as exc:
-            _warn(record, f"IFD1 unreadable ({describe(exc)})")
+            add_warning(record, f"IFD1 unreadable ({describe(exc)})")
         if ifd1 and ifd1 == ifd0:
-            _warn(record, "IFD1 pointer loops back to IFD0; ignored")
+            add_warning(record, "IFD1 pointer loops back to IFD0; ignored")
             ifd1 = {}
     big_endian = exif.endian == ">"
     for name, ifd in (
@@ -782,16 +783,19 @@ def _sub_ifd(
     if pointer is None:
         return {}
     if not isinstance(pointer, int) or pointer < 8 or pointer >= data_size:
-        _warn(record, f"{name} IFD pointer {str(pointer)[:40]!r} is outside the EXIF data; ignored")
+        where = str(pointer)[:40]
+        add_warning(record, f"{name} IFD pointer {where!r} is outside the EXIF data; ignored")
         return {}
     if pointer in seen:
-        _warn(record, f"{name} IFD pointer {pointer} loops back to an IFD already read; ignored")
+        add_warning(
+            record, f"{name} IFD pointer {pointer} loops back to an IFD already read; ignored"
+        )
         return {}
     seen.add(pointer)
     try:
         return exif.get_ifd(tag)
     except Exception as exc:
-        _warn(record, f"{name} IFD unreadable ({describe(exc)})")
+        add_warning(record, f"{name} IFD unreadable ({describe(exc)})")
         return {}
 
 
@@ -822,11 +826,11 @@ def _fill_fields(
         if value is not None and 1 <= value <= 8:
             record.orientation = value
         else:
-            _warn(record, f"Orientation {render_value(orientation)!r} is not 1-8; ignored")
+            add_warning(record, f"Orientation {render_value(orientation)!r} is not 1-8; ignored")
 
     iso = first_int(exif_ifd.get(0x8827))
     if iso is not None and not 0 <= iso <= INT32_MAX:  # a hostile LONG / SLONG
-        _warn(record, f"ISO {iso} is out of range; ignored")
+        add_warning(record, f"ISO {iso} is out of range; ignored")
         iso = None
     record.iso = iso
     record.exposure_time = finite_float(exif_ifd.get(0x829A))
@@ -864,14 +868,9 @@ def _fill_fields(
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def _warn(record: PhotoRecord, message: str) -> None:
-    if message not in record.warnings and len(record.warnings) < _MAX_WARNINGS:
-        record.warnings.append(message)
-
-
 def _name(record: PhotoRecord, tag: str, text: str | None) -> str | None:
     """Make/Model cut to MAX_NAME characters for the device key; the tag listing keeps it all."""
     if text is not None and len(text) > MAX_NAME:
-        _warn(record, f"{tag} is {len(text)} characters long; cut to {MAX_NAME}")
+        add_warning(record, f"{tag} is {len(text)} characters long; cut to {MAX_NAME}")
         return text[:MAX_NAME]
     return text

@@ -90,6 +90,15 @@ _RECORD_VALUES = attrgetter(*(f.name for f in fields(PhotoRecord)))
 _ENTRY_VALUES = attrgetter(*(f.name for f in fields(FileEntry)))
 
 
+MAX_WARNINGS = 30  # a hostile file can raise a warning per tag: a record keeps this many
+
+
+def add_warning(record: PhotoRecord, message: str) -> None:
+    """Note a problem on a record: once, and at most MAX_WARNINGS of them."""
+    if message not in record.warnings and len(record.warnings) < MAX_WARNINGS:
+        record.warnings.append(message)
+
+
 def tags_json(r: PhotoRecord) -> str:
     """A record's tag listing as raw_tags.tags stores it."""
     return json.dumps([[t.ifd, t.tag_id, t.name, t.value] for t in r.tags], ensure_ascii=False)

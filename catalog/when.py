@@ -37,7 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from catalog.errors import describe
-from catalog.record import PhotoRecord
+from catalog.record import PhotoRecord, add_warning
 
 GPS_TOLERANCE = timedelta(minutes=3)
 QUARTER_HOUR = timedelta(minutes=15)
@@ -70,9 +70,7 @@ def apply(record: PhotoRecord) -> None:
             record.gps_time_utc,
         )
     except Exception as exc:
-        message = f"UTC time not resolved ({describe(exc)})"
-        if message not in record.warnings:
-            record.warnings.append(message)
+        add_warning(record, f"UTC time not resolved ({describe(exc)})")
         return
     record.offset = found.offset
     record.captured_at_utc = found.captured_at_utc
@@ -81,8 +79,7 @@ def apply(record: PhotoRecord) -> None:
     if found.time_source != "offset_tag":
         record.offset_from = None
     for message in found.warnings:
-        if message not in record.warnings:
-            record.warnings.append(message)
+        add_warning(record, message)
 
 
 def resolve(

@@ -357,3 +357,21 @@ def test_a_failure_in_the_rules_keeps_the_record_with_a_warning(
         "UTC time not resolved (OSError: [Errno 5] Input/output error while reading the zone data)"
     ]
     assert record.latitude == pytest.approx(PARIS[0]) and record.make == "Canon"
+
+
+def test_the_time_rules_warn_within_a_records_cap(tmp_path: Path) -> None:
+    """Warnings from the time rules go through the same rule as extraction's (once each, at most
+    MAX_WARNINGS a record), now that the process storing the record applies them."""
+    from catalog.record import MAX_WARNINGS
+
+    photo = make_photo(tmp_path / "p.jpg", gps=PARIS, taken="2016:11:11 08:00:00")
+    record = extract(photo, with_time=False)
+    record.gps_time_utc = record.captured_at - timedelta(hours=30)  # a GPS clock far off
+    alone = extract(photo, with_time=False)
+    alone.gps_time_utc = record.gps_time_utc
+    when.apply(alone)
+    assert any("GPS time" in w for w in alone.warnings)  # warned about, with room
+    record.warnings = [f"earlier {i}" for i in range(MAX_WARNINGS)]
+    when.apply(record)
+    assert record.warnings == [f"earlier {i}" for i in range(MAX_WARNINGS)]
+    assert record.time_source == "gps_zone"  # the time is still resolved
