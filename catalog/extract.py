@@ -269,7 +269,8 @@ def open_regular(
     raise OSError instead; with follow_symlinks=False a symbolic link does too (a file swapped
     for a link after the folder walk saw it). `buffered=False`: a raw file, for reading a whole
     file in large blocks (hashing: ~10 us a file less than through a buffer)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # none on Windows, nor os.set_blocking (< 3.12)
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_BINARY", 0)
     if not follow_symlinks:
         flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
@@ -281,7 +282,8 @@ def open_regular(
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file (FIFO, device or socket)")
-        os.set_blocking(fd, True)  # opened without blocking; a read must never come back empty
+        if nonblocking:  # opened without blocking; a read must never come back empty
+            os.set_blocking(fd, True)
         return os.fdopen(fd, "rb", buffering=-1 if buffered else 0)
     except BaseException:
         os.close(fd)

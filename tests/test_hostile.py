@@ -369,6 +369,18 @@ def test_files_are_opened_without_blocking_then_read_blocking(tmp_path: Path) ->
         assert digest == hashlib.sha256(photo.read_bytes()).hexdigest()
 
 
+def test_files_open_where_the_system_has_no_nonblocking_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no O_NONBLOCK, and Python 3.11 there no os.set_blocking: files still open."""
+    photo = make_photo(tmp_path / "a.jpg")
+    monkeypatch.delattr(os, "O_NONBLOCK")
+    monkeypatch.delattr(os, "set_blocking")
+    for buffered in (True, False):
+        with open_regular(photo, buffered=buffered) as fh:
+            assert fh.read() == photo.read_bytes()
+
+
 def test_a_file_swapped_for_a_symlink_is_not_read_through_it(tmp_path: Path) -> None:
     target = make_photo(tmp_path / "elsewhere.jpg")
     link = tmp_path / "swapped.jpg"
