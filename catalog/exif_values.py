@@ -81,6 +81,16 @@ def finite_float(value: object) -> float | None:
         if not value:
             return None
         value = value[0]
+    if type(value) is IFDRational:  # the commonest: float(value) is this division, 4x slower
+        numerator, denominator = value.numerator, value.denominator
+        if type(numerator) is int and type(denominator) is int:
+            if not denominator:
+                return None
+            try:
+                number = numerator / denominator
+            except OverflowError:
+                return None
+            return number if math.isfinite(number) else None
     if isinstance(value, str | bytes | bool) or value is None:
         return None
     try:

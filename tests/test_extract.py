@@ -42,6 +42,7 @@ from PIL.PngImagePlugin import PngInfo
 from catalog.exif_values import (
     capture_time,
     clean_text,
+    finite_float,
     gps_altitude,
     gps_coordinate,
     gps_timestamp,
@@ -710,6 +711,30 @@ def test_render_value() -> None:
     assert render_value(b"\0" * 8 + b"\xff\xfe\x00", 0x9286) == "(binary, 11 bytes)"
     assert render_value("T\xedtulo".encode("utf-16-le"), 0x9C9B) == "Título"
     assert render_value(tuple(range(100))) == "(100 values)"
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator"),
+    [(1, 250), (28, 10), (-7, 3), (7, -3), (0, 5), (5, 0), (0, 0), (2**32 - 1, 1),
+     (10**400, 3), (1, 10**400), (10**400, 10**399), (3, 7)],
+)  # fmt: skip
+def test_finite_float_of_a_rational_is_its_float(numerator: int, denominator: int) -> None:
+    """The fast path for Pillow's IFDRational (both as Pillow and as the plain-JPEG path make
+    one) gives exactly what float() of it gives: None where that is not a finite number."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    from catalog.plain_jpeg import _new_rational
+
+    for value in (IFDRational(numerator, denominator), _new_rational(numerator, denominator)):
+        try:
+            expected: float | None = float(value)
+        except (ZeroDivisionError, OverflowError):
+            expected = None
+        if expected is not None and not math.isfinite(expected):
+            expected = None
+        assert finite_float(value) == expected
+        assert finite_float((value, IFDRational(1, 1))) == expected
+    assert finite_float(IFDRational(0.5)) == 0.5  # a float numerator: float() as before
 
 
 def test_parse_exif_datetime() -> None:
