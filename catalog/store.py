@@ -734,7 +734,7 @@ def _executemany(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]])
     compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
     names = list(compiled.positiontup or compiled.binds)
     procs = [
-        (i, f)
+        (i, _faster(f))
         for i, name in enumerate(names)
         if (f := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
     ]
@@ -751,6 +751,32 @@ def _executemany(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]])
         params.append(dict(zip(names, values, strict=True)) if named else tuple(values))
     count = conn.exec_driver_sql(compiled.string, params).rowcount
     return count if count is not None else -1
+
+
+# Values that SQLAlchemy's SQLite DATETIME bind processor and isoformat must write alike.
+_DATETIMES = (
+    datetime(1, 1, 1),
+    datetime(2016, 11, 1, 8, 5, 3, 46),
+    datetime(9999, 12, 31, 23, 59, 59, 999999),
+)
+
+
+def _faster(process: Any) -> Any:
+    """A bind processor, or one that writes the same text faster: SQLite's DATETIME processor
+    formats a dict per value (~1.3 us, five a photo); a naive datetime's isoformat gives the same
+    text in a third of that. Used only where the two agree (checked on every batch); any other
+    value still goes through SQLAlchemy's."""
+
+    def fast(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return process(value)
+
+    try:
+        same = all(process(v) == fast(v) for v in _DATETIMES)
+    except Exception:  # not a datetime processor
+        return process
+    return fast if same else process
 
 
 def _insert_ignore(conn: Connection, table: Table, keys: list[str], **values: object) -> Any:

@@ -360,3 +360,41 @@ def test_making_a_new_catalog_does_not_import_alembic(tmp_path: Path) -> None:
     with open_catalog(new) as c, c.engine.connect() as conn:  # and it is a working catalog
         versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     assert versions == [(_script_head(),)]
+
+
+@sqlite_only
+def test_datetimes_are_written_as_sqlalchemy_writes_them(catalog: Catalog, db: str) -> None:
+    """The upsert's faster datetime processor (store._faster) writes exactly SQLAlchemy's text:
+    the queries compare these strings."""
+    import random
+    import sqlite3
+
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from catalog.store import _faster
+
+    dialect = sqlite.dialect()
+    slow = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    fast = _faster(slow)
+    assert fast is not slow
+    rng = random.Random(5)
+    values = [datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)]
+    values += [datetime.fromtimestamp(rng.uniform(-6e10, 2.5e11)) for _ in range(2000)]
+    assert [fast(v) for v in values] == [slow(v) for v in values]
+    assert fast(None) is None
+    # Another storage format: SQLAlchemy's own processor is kept.
+    other = sqlite.DATETIME(storage_format="%(year)04d/%(month)02d/%(day)02d").bind_processor(
+        dialect
+    )
+    assert _faster(other) is other
+
+    root = catalog.claim_root("/photos")[0]
+    when = values[2]
+    catalog.upsert([entry(root, "a.jpg", captured_at=when, captured_at_utc=values[1])])
+    con = sqlite3.connect(db)
+    try:
+        row = con.execute("SELECT captured_at, captured_at_utc FROM photos").fetchone()
+    finally:
+        con.close()
+    assert row == (slow(when), slow(values[1]))
