@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -639,3 +640,69 @@ def test_files_read_before_their_root_existed_land_under_the_root_found_later(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM roots")).scalar_one() == 1
     engine.dispose()
+
+
+def test_garbage_is_collected_between_batches_not_in_them() -> None:
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    with ingest.collecting_between_batches() as collect:
+        assert not gc.isenabled()  # no automatic collection inside a batch
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]  # a reference cycle
+        alive = weakref.ref(node)
+        del node
+        assert alive() is not None
+        collect()  # between batches: the cycle is freed
+        assert alive() is None
+        with ingest.collecting_between_batches() as inner:
+            inner()
+        assert not gc.isenabled()  # an inner block leaves the outer one's choice alone
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+        alive = weakref.ref(node)
+        del node
+    assert gc.isenabled()
+    assert alive() is None  # collected as the block ended
+
+
+def test_a_scan_collects_garbage_only_between_its_batches(
+    new_db: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's automatic collector, which runs every 700 new objects (in the middle of a batch,
+    walking its live records), is paused while a scan reads, stores and hashes: the garbage
+    is collected between batches instead."""
+    import gc
+
+    monkeypatch.setattr(ingest, "BATCH_SIZE", 40)
+    monkeypatch.setattr(ingest, "INLINE_HASH_BYTES", 0)  # a hash stage too
+    for i in range(300):
+        make_photo(tmp_path / "p" / f"{i:03d}.jpg", model=f"M{i % 3}", gps=(48.85, 2.29))
+    automatic: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:  # collect() between batches: 1
+            automatic.append(1)
+
+    def scanned() -> int:
+        automatic.clear()
+        with open_catalog(new_db()) as catalog:
+            gc.callbacks.append(count)
+            try:
+                assert scan(catalog, [tmp_path / "p"], workers=1).new == 300
+            finally:
+                gc.callbacks.remove(count)
+        return len(automatic)
+
+    paused = scanned()
+    monkeypatch.setattr(ingest, "collecting_between_batches", _never_paused)
+    assert paused <= 2 < 6 <= scanned()  # without the pause: one every 30 photos
+
+
+@contextlib.contextmanager
+def _never_paused() -> Iterator[Callable[[], None]]:
+    yield lambda: None
