@@ -440,29 +440,48 @@ def store_entries(
 ) -> None:
     """Write entries in batches, counting new/updated (rel_path in `known`)/failed. With `total`
     (how many entries will come), the last batches shrink (_batch_limit)."""
-    batch: list[FileEntry] = []
-    remaining = total
-    limit = _batch_limit(remaining)
-    with collecting_between_batches() as collect:
+
+    def counted() -> Iterator[FileEntry]:
         for entry in entries:
-            batch.append(entry)
             if entry.rel_path in known:
                 summary.updated += 1
             else:
                 summary.new += 1
             if entry.record.error:
                 summary.failed += 1
+            yield entry
+
+    _write_in_batches(counted(), catalog.upsert, BATCH_SIZE, total, progress)
+
+
+def _write_in_batches(
+    items: Iterable[Any],
+    write: Callable[[list[Any]], object],
+    size: int,
+    total: int | None,
+    progress: Progress | None,
+) -> None:
+    """`write` the items a batch at a time, batches of at most `size` shrinking near the end
+    when `total` (how many items will come, about) is known (_batch_limit); garbage collected
+    between batches (collecting_between_batches). The one writing loop of the records and of
+    the hash stage's digests."""
+    batch: list[Any] = []
+    remaining = total
+    limit = _batch_limit(remaining, size)
+    with collecting_between_batches() as collect:
+        for item in items:
+            batch.append(item)
             if len(batch) >= limit:
-                catalog.upsert(batch)
+                write(batch)
                 if progress:
                     progress(len(batch))
                 if remaining is not None:
                     remaining -= len(batch)
-                limit = _batch_limit(remaining)
+                limit = _batch_limit(remaining, size)
                 batch = []
                 collect()
         if batch:
-            catalog.upsert(batch)
+            write(batch)
             if progress:
                 progress(len(batch))
 
@@ -808,23 +827,13 @@ def hash_place(
         chunks = _tapered(todo(), count)
         digests = _bounded(pool, _digest_chunk, chunks, _tasks_ahead(pool), hash_with)
     stored = 0
-    batch: list[tuple[int, int, int, str]] = []
-    remaining = count  # the last batches shrink too: the last is written once all are hashed
-    with collecting_between_batches() as collect:
-        for photo_id, size, mtime_ns, digest in digests:
-            remaining -= 1
-            if digest is not None:
-                batch.append((photo_id, size, mtime_ns, digest))
-            if len(batch) >= _batch_limit(remaining, HASH_BATCH):
-                stored += catalog.set_digests(hash_with, batch)
-                if progress:
-                    progress(len(batch))
-                batch = []
-                collect()
-        if batch:
-            stored += catalog.set_digests(hash_with, batch)
-            if progress:
-                progress(len(batch))
+
+    def write(batch: list[tuple[int, int, int, str]]) -> None:
+        nonlocal stored
+        stored += catalog.set_digests(hash_with, batch)
+
+    done = (d for d in digests if d[3] is not None)  # unreadable or changed: left null
+    _write_in_batches(done, write, HASH_BATCH, count, progress)
     return stored
 
 
