@@ -29,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+_one_shot = False  # True in the console command (main), whose process ends after the command
 
 # Options shared by every command, defined once.
 DbOption = Annotated[
@@ -118,6 +119,7 @@ def scan(
                 db, folders, workers=workers, progress=advance, on_total=set_total,
                 allow_empty=allow_empty,
                 hash_with=None if hash_with is HashChoice.none else hash_with.value,
+                freeze_start_up=_one_shot,
             )  # fmt: skip
         except CatalogError as exc:  # an unusable catalog or folder, or a failed write
             fail(str(exc))
@@ -438,12 +440,16 @@ def main() -> None:
     at once (os._exit): Python's own shutdown, tearing down the modules of SQLAlchemy, numpy,
     Pillow..., took 80-200 ms of every command after its work was over. By then photocat holds
     nothing that needs it (catalogs closed, worker pools shut down, logging to stderr only);
-    an exception still ends the usual way, with its traceback.
+    an exception still ends the usual way, with its traceback. A process that ends after its
+    one command may also freeze its start-up objects out of garbage collection (`_one_shot`;
+    the CLI runner of the tests calls `app` in a process that goes on, and does not).
 
     numpy (loaded for GPS positions) does no linear algebra here, so its OpenBLAS is kept to one
     thread: the thread pool it otherwise starts costs ~50 ms of CPU in every process that loads
     it, on cores the workers need. A value the user set is kept."""
+    global _one_shot
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _one_shot = True
     try:
         app()
         code: object = 0

@@ -323,6 +323,39 @@ def _collect_young() -> None:
     gc.collect(1)
 
 
+@contextmanager
+def _start_up_frozen(freeze: bool) -> Iterator[Callable[[], None]]:
+    """With `freeze` (the process ends after this scan: the CLI), no automatic garbage collection
+    until the caller calls the function it is given, once the catalog is open; then what exists
+    is frozen (gc.freeze) and collection resumes.
+
+    Opening a catalog imports SQLAlchemy and makes the schema: with the CLI's own, ~75,000
+    objects that live as long as the process, and next to no garbage. Collected as they are
+    made, they cost a full collection and ~90 young ones; frozen, no collection walks them
+    again. A first scan of 500 large photos: the main process's CPU 0.535 -> 0.513 s, the scan
+    0.766 -> 0.758 s (21 alternating runs); 2,000: 2.107 -> 2.088 s. Without `freeze` (a
+    library caller, whose heap this is not to pin), or where the collector is already off,
+    nothing changes."""
+    if not freeze or not gc.isenabled():
+        yield _no_collection
+        return
+    gc.disable()
+    started = False
+
+    def resume() -> None:
+        nonlocal started
+        if not started:
+            started = True
+            gc.freeze()
+            gc.enable()
+
+    try:
+        yield resume
+    finally:
+        if not started:  # failed before the catalog was open: nothing frozen
+            gc.enable()
+
+
 def _no_collection() -> None:
     pass
 
@@ -536,6 +569,7 @@ def _die_with_parent(parent: int) -> None:
             pass
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+    gc.enable()  # the parent's collector may have been paused as it forked (_start_up_frozen)
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
@@ -593,9 +627,11 @@ def scan_catalog(
     on_total: Callable[[int], None] | None = None,
     allow_empty: bool = False,
     hash_with: str | None = "sha256",
+    freeze_start_up: bool = False,
 ) -> ScanSummary:
     """scan() into the catalog at `db` (a path or URL, as open_catalog takes it; made if missing),
-    opened for the scan and closed after it.
+    opened for the scan and closed after it. `freeze_start_up`: the process ends after the scan,
+    so what start-up made is frozen out of garbage collection (_start_up_frozen).
 
     A catalog file that does not exist yet holds nothing to compare a file with, so a first scan
     of one folder begins before the catalog is made: the folder is walked and the workers start
@@ -607,28 +643,31 @@ def scan_catalog(
     url = database_url(db)
     folders = list(folders)
     workers = workers or os.cpu_count() or 1
-    if len(folders) != 1 or workers < 2 or not new_sqlite_file(url):
-        from catalog.store import open_catalog
+    with _start_up_frozen(freeze_start_up) as started:
+        if len(folders) != 1 or workers < 2 or not new_sqlite_file(url):
+            from catalog.store import open_catalog
 
-        with open_catalog(url) as catalog:
-            return scan(
-                catalog, folders, workers=workers, progress=progress, on_total=on_total,
-                allow_empty=allow_empty, hash_with=hash_with,
-            )  # fmt: skip
-    folder = os.path.abspath(os.fspath(folders[0]))
-    check_folder(folder)
-    pool = worker_pool(workers)
-    try:
-        early = _read_early(folder, pool, hash_with)
-        from catalog.store import open_catalog
+            with open_catalog(url) as catalog:
+                started()
+                return scan(
+                    catalog, folders, workers=workers, progress=progress, on_total=on_total,
+                    allow_empty=allow_empty, hash_with=hash_with,
+                )  # fmt: skip
+        folder = os.path.abspath(os.fspath(folders[0]))
+        check_folder(folder)
+        pool = worker_pool(workers)
+        try:
+            early = _read_early(folder, pool, hash_with)
+            from catalog.store import open_catalog
 
-        with open_catalog(url) as catalog:
-            place = resolve_place(catalog, folder)
-            return _scan_place(
-                catalog, place, pool, progress, on_total, allow_empty, hash_with, early
-            )
-    finally:
-        pool.shutdown(cancel_futures=True)
+            with open_catalog(url) as catalog:
+                place = resolve_place(catalog, folder)
+                started()
+                return _scan_place(
+                    catalog, place, pool, progress, on_total, allow_empty, hash_with, early
+                )
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 @dataclass(slots=True)

@@ -341,23 +341,15 @@ def test_the_console_command_ends_with_its_status_and_all_of_its_output(
     assert photocat("search", "--no-such-option", env=env).returncode == 2
 
 
-@pytest.mark.parametrize("user_value", [None, "2"])
-def test_the_console_command_keeps_numpy_to_one_thread(
-    tmp_path: Path, user_value: str | None
-) -> None:
-    """A scan of photos with positions loads numpy; its OpenBLAS starts no thread pool (~50 ms
-    of CPU a process) unless the user asked for one."""
-    make_photo(tmp_path / "photos" / "placed.jpg", gps=(48.8584, 2.2945))
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    if user_value is not None:
-        env["OPENBLAS_NUM_THREADS"] = user_value
+def _console_scan(tmp_path: Path, report: str, env: dict[str, str] | None = None) -> list[str]:
+    """`photocat scan -q tmp_path/photos --db tmp_path/c.db` by main(), in a process of its own;
+    the words printed by `report` (Python source of one expression) as the process ends."""
     code = (
-        "import os, sys\n"
+        "import gc, os, sys\n"
         "from catalog import cli\n"
         "real_exit = os._exit\n"
         "def report(status):\n"
-        "    threads = len(os.listdir('/proc/self/task'))\n"
-        "    print('numpy' in sys.modules, os.environ['OPENBLAS_NUM_THREADS'], threads)\n"
+        f"    print(*({report}))\n"
         "    sys.stdout.flush()\n"
         "    real_exit(status)\n"
         "os._exit = report\n"
@@ -369,7 +361,43 @@ def test_the_console_command_keeps_numpy_to_one_thread(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    loaded, value, threads = done.stdout.split()[-3:]
+    return done.stdout.split()
+
+
+def test_the_console_command_freezes_what_its_start_up_made(tmp_path: Path) -> None:
+    """The console command's process ends after its scan, so what start-up made (SQLAlchemy,
+    the schema) is frozen out of garbage collection once the catalog is open, and the collector
+    runs again after; in a new catalog and in one that exists. The CliRunner's scan, in a
+    process that goes on, freezes nothing."""
+    import gc
+
+    for i in range(80):  # enough for worker processes
+        make_photo(tmp_path / "photos" / f"{i:02d}.jpg", model=f"M{i % 3}")
+    for _new_then_existing in range(2):
+        frozen, enabled = _console_scan(tmp_path, "gc.get_freeze_count(), gc.isenabled()")[-2:]
+        assert int(frozen) > 10_000 and enabled == "True"
+    _, out, _ = run("search", "--db", tmp_path / "c.db", "--count")
+    assert out.strip() == "80"
+    before = gc.get_freeze_count()
+    assert run("scan", "-q", tmp_path / "photos", "--db", tmp_path / "r.db")[0] == 0
+    assert gc.get_freeze_count() == before and gc.isenabled()
+
+
+@pytest.mark.parametrize("user_value", [None, "2"])
+def test_the_console_command_keeps_numpy_to_one_thread(
+    tmp_path: Path, user_value: str | None
+) -> None:
+    """A scan of photos with positions loads numpy; its OpenBLAS starts no thread pool (~50 ms
+    of CPU a process) unless the user asked for one."""
+    make_photo(tmp_path / "photos" / "placed.jpg", gps=(48.8584, 2.2945))
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    report = (
+        "'numpy' in sys.modules, os.environ['OPENBLAS_NUM_THREADS'],"
+        " len(os.listdir('/proc/self/task'))"
+    )
+    loaded, value, threads = _console_scan(tmp_path, report, env)[-3:]
     assert (loaded, value) == ("True", user_value or "1")
     if user_value is None and (os.cpu_count() or 1) > 1:
         assert threads == "1"  # OpenBLAS would start one thread per core

@@ -706,3 +706,53 @@ def test_a_scan_collects_garbage_only_between_its_batches(
 @contextlib.contextmanager
 def _never_paused() -> Iterator[Callable[[], None]]:
     yield lambda: None
+
+
+def test_start_up_is_frozen_only_when_asked() -> None:
+    """_start_up_frozen: with `freeze`, no collection until the catalog is open, then what
+    exists is frozen and the collector resumes; otherwise (a library caller, a collector the
+    caller turned off, a failure before the catalog opened) nothing is frozen."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    with ingest._start_up_frozen(False) as started:
+        assert gc.isenabled()
+        started()
+    assert gc.get_freeze_count() == frozen
+    try:
+        with ingest._start_up_frozen(True) as started:
+            assert not gc.isenabled()  # start-up's objects are not collected as they are made
+            started()
+            assert gc.isenabled()
+            assert gc.get_freeze_count() > frozen + 1000
+            gc.unfreeze()
+            started()  # once only
+            assert gc.get_freeze_count() == 0
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+    with pytest.raises(RuntimeError), ingest._start_up_frozen(True):
+        assert not gc.isenabled()
+        raise RuntimeError("the catalog would not open")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with ingest._start_up_frozen(True) as started:
+            started()
+        assert not gc.isenabled() and gc.get_freeze_count() == 0  # the caller's choice kept
+    finally:
+        gc.enable()
+
+
+def test_a_worker_collects_garbage_though_forked_while_its_parent_did_not() -> None:
+    import gc
+
+    gc.disable()  # as during a scan's start-up (_start_up_frozen), when the workers fork
+    try:
+        pool = ingest.worker_pool(1)
+        try:
+            assert pool.submit(gc.isenabled).result(timeout=30) is True
+        finally:
+            pool.shutdown()
+    finally:
+        gc.enable()
