@@ -377,23 +377,29 @@ class Catalog:
             return {from_db(r[0]): StoredState(r[1], r[2], r[3]) for r in conn.execute(q)}
 
     # writes ----------------------------------------------------------------------------
-    def _device_id(self, conn: Connection, make: str | None, model: str | None) -> int | None:
-        if not make and not model:
-            return None
-        key = (make or "", model or "")
-        found = self._devices.get(key)
-        if found is None:
-            q = select(t.devices.c.id).where(
-                t.devices.c.make == key[0], t.devices.c.model == key[1]
+    def _device_ids(self, conn: Connection, entries: Sequence[FileEntry]) -> list[int | None]:
+        """The devices row of each entry's make and model, inserted when new; None without
+        either. Devices not seen yet are resolved for the whole batch at once (not 3 statements
+        each)."""
+        keys = [
+            (e.record.make or "", e.record.model or "") if e.record.make or e.record.model else None
+            for e in entries
+        ]
+        new = list({k for k in keys if k is not None and k not in self._devices})
+        for chunk in range(0, len(new), 500):
+            part = new[chunk : chunk + 500]
+            rows = [{"make": make, "model": model} for make, model in part]
+            ins = _insert(conn, t.devices).on_conflict_do_nothing(index_elements=["make", "model"])
+            conn.execute(ins, rows)
+            wanted = set(part)
+            q = select(t.devices.c.id, t.devices.c.make, t.devices.c.model).where(
+                t.devices.c.make.in_({make for make, _ in part}),
+                t.devices.c.model.in_({model for _, model in part}),
             )
-            found = conn.execute(q).scalar()
-            if found is None:
-                conn.execute(
-                    _insert_ignore(conn, t.devices, ["make", "model"], make=key[0], model=key[1])
-                )
-                found = conn.execute(q).scalar_one()
-            self._devices[key] = found
-        return found
+            for row in conn.execute(q):
+                if (row.make, row.model) in wanted:
+                    self._devices[(row.make, row.model)] = row.id
+        return [None if k is None else self._devices[k] for k in keys]
 
     def _place_ids(self, conn: Connection, entries: Sequence[FileEntry]) -> list[int | None]:
         """The places row of each entry's GPS position (catalog.places, loaded on the first
@@ -436,9 +442,13 @@ class Catalog:
                 for e in entries
             ]
         rows = [
-            _photo_row(e, self._device_id(conn, e.record.make, e.record.model), stamp)
-            | {"place_id": place_id}
-            for e, place_id in zip(entries, self._place_ids(conn, entries), strict=True)
+            _photo_row(e, device_id, stamp) | {"place_id": place_id}
+            for e, device_id, place_id in zip(
+                entries,
+                self._device_ids(conn, entries),
+                self._place_ids(conn, entries),
+                strict=True,
+            )
         ]
         ins = _insert(conn, t.photos)
         updatable = {

@@ -110,6 +110,35 @@ def test_upsert_is_idempotent_and_keeps_identity(catalog: Catalog) -> None:
         assert conn.execute(select(func.count()).select_from(RawTags)).scalar() == 2
 
 
+def test_the_devices_of_a_batch_are_stored_once_each_and_referenced(
+    catalog: Catalog, db: str
+) -> None:
+    """A batch's new devices are inserted and looked up together; pairs that only cross
+    (Canon + SM-G920F, from a make of one and a model of another) are devices of their own."""
+    root = catalog.root_id("/photos")
+    assert root is not None
+    pairs = [
+        ("Canon", "EOS"), ("Canon", "EOS"), ("samsung", "SM-G920F"), (None, "EOS"),
+        ("Canon", None), (None, None), ("Canon", "SM-G920F"), ("NIKON", "EOS"),
+    ]  # fmt: skip
+    catalog.upsert([entry(root, f"{i}.jpg", make=mk, model=md) for i, (mk, md) in enumerate(pairs)])
+    with open_catalog(db) as other:  # another writer, its cache empty: found, not made again
+        other.upsert([entry(root, "8.jpg", make="samsung", model="EOS")])
+        other.upsert([entry(root, "9.jpg", make="Canon", model="EOS")])
+    pairs += [("samsung", "EOS"), ("Canon", "EOS")]
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(
+            select(Photo.rel_path, Photo.device_id, Device.make, Device.model).outerjoin(Device)
+        ).all()
+        stored = {r.rel_path: None if r.device_id is None else (r.make, r.model) for r in rows}
+        devices = conn.execute(select(func.count()).select_from(Device)).scalar()
+    assert stored == {
+        f"{i}.jpg": None if mk is None and md is None else (mk or "", md or "")
+        for i, (mk, md) in enumerate(pairs)
+    }
+    assert devices == 7
+
+
 def test_digests_go_only_to_rows_of_the_size_and_mtime_hashed_and_are_counted(
     catalog: Catalog,
 ) -> None:
