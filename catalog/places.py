@@ -100,7 +100,7 @@ _INSTANCE: Geocoder | None = None
 
 def geocoder() -> Geocoder:
     """The process's geocoder, loaded on first use: from the user's cache when an earlier
-    process built it from the same data with the same code (catalog.objcache: ~20 ms instead
+    process built it from the same data with the same code (catalog.objcache: ~10 ms instead
     of ~0.7 s of parsing, paid by every scan and watcher that meets a GPS position)."""
     global _INSTANCE
     with _LOCK:

@@ -47,7 +47,7 @@ def test_plain_data_comes_back_equal_and_build_runs_once(cache: Path) -> None:
     assert isinstance(tree, Node) and tree.name == "top" and tree.child.name == "leaf"
     assert tree.child.values.dtype == np.uint16 and tree.child.child is None
     objcache.cached("t", ("k", 2), build, [Node])  # another key: built again, old file gone
-    assert built == [1, 1] and len(list(cache.glob("t-*.npz"))) == 1
+    assert built == [1, 1] and len(list(cache.glob("t-*"))) == 1
 
 
 def test_what_cannot_be_stored_as_plain_data_is_just_built(cache: Path) -> None:
@@ -57,10 +57,34 @@ def test_what_cannot_be_stored_as_plain_data_is_just_built(cache: Path) -> None:
 
 def test_a_damaged_cache_file_is_rebuilt(cache: Path) -> None:
     objcache.cached("d", ("k",), lambda: [1, 2], [])
-    (path,) = cache.glob("d-*.npz")
-    path.write_bytes(b"not an npz")
+    (path,) = cache.glob("d-*")
+    path.write_bytes(b"not a cache file")
     assert objcache.cached("d", ("k",), lambda: [3], []) == [3]
     assert objcache.cached("d", ("k",), lambda: [4], []) == [3]  # and stored again
+    objcache.cached("d", ("k", 2), lambda: [np.arange(1000.0)], [])
+    (path,) = cache.glob("d-*")
+    path.write_bytes(path.read_bytes()[:-8])  # its array cut short
+    assert objcache.cached("d", ("k", 2), lambda: [5], []) == [5]
+
+
+def test_arrays_come_back_as_they_were_and_old_files_go(cache: Path) -> None:
+    cache.mkdir()
+    stale = [cache / "a-0123456789abcdef.npz", cache / "a-0123.arrays.x1y2.tmp"]  # 0.1's; a
+    for path in stale:  # writer killed before it renamed its file
+        path.write_bytes(b"old")
+    arrays = [
+        np.arange(24, dtype=">i4").reshape(2, 3, 4), np.array(2.5), np.array(["ab", "c"]),
+        np.arange(10, dtype=np.float32)[::2], np.array([True, False]), np.zeros((0, 3)),
+    ]  # fmt: skip
+    objcache.cached("a", ("k",), lambda: arrays, [])
+    assert not any(path.exists() for path in stale) and len(list(cache.iterdir())) == 1
+    again = objcache.cached("a", ("k",), lambda: [], [])
+    assert len(again) == len(arrays)
+    for back, array in zip(again, arrays, strict=True):
+        assert back.dtype == array.dtype and back.shape == array.shape
+        assert np.array_equal(back, array)
+    kept = objcache.cached("s", ("k",), lambda: np.zeros(2, dtype=[("x", "i4")]), [])
+    assert kept.dtype.names == ("x",) and not list(cache.glob("s-*"))  # structured: not stored
 
 
 def test_cached_geocoder_finds_the_same_places(monkeypatch: pytest.MonkeyPatch) -> None:
