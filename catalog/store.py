@@ -379,26 +379,13 @@ class Catalog:
     # writes ----------------------------------------------------------------------------
     def _device_ids(self, conn: Connection, entries: Sequence[FileEntry]) -> list[int | None]:
         """The devices row of each entry's make and model, inserted when new; None without
-        either. Devices not seen yet are resolved for the whole batch at once (not 3 statements
-        each)."""
+        either."""
         keys = [
             (e.record.make or "", e.record.model or "") if e.record.make or e.record.model else None
             for e in entries
         ]
-        new = list({k for k in keys if k is not None and k not in self._devices})
-        for chunk in range(0, len(new), 500):
-            part = new[chunk : chunk + 500]
-            rows = [{"make": make, "model": model} for make, model in part]
-            ins = _insert(conn, t.devices).on_conflict_do_nothing(index_elements=["make", "model"])
-            conn.execute(ins, rows)
-            wanted = set(part)
-            q = select(t.devices.c.id, t.devices.c.make, t.devices.c.model).where(
-                t.devices.c.make.in_({make for make, _ in part}),
-                t.devices.c.model.in_({model for _, model in part}),
-            )
-            for row in conn.execute(q):
-                if (row.make, row.model) in wanted:
-                    self._devices[(row.make, row.model)] = row.id
+        new = {k: k for k in keys if k is not None and k not in self._devices}
+        _resolve_new(conn, t.devices, ("make", "model"), ("make", "model"), new, self._devices)
         return [None if k is None else self._devices[k] for k in keys]
 
     def _place_ids(self, conn: Connection, entries: Sequence[FileEntry]) -> list[int | None]:
@@ -411,22 +398,9 @@ class Catalog:
             for e in entries
         ]
         found = places.lookup(positions)
-        # Towns not seen yet, resolved for the whole batch at once (not 3 statements each).
-        new = list({p for p in found if p is not None and p not in self._places})
-        for chunk in range(0, len(new), 500):
-            part = new[chunk : chunk + 500]
-            keys = ["country_code", "country", "region", "city"]
-            rows = [dict(zip(keys, _place_key(p), strict=True)) for p in part]
-            conn.execute(_insert(conn, t.places).on_conflict_do_nothing(index_elements=keys), rows)
-            wanted = {_place_key(p): p for p in part}
-            q = select(t.places.c.id, *(t.places.c[k] for k in keys)).where(
-                t.places.c.country_code.in_({p.country_code for p in part}),
-                t.places.c.city.in_({p.city for p in part}),
-            )
-            for row in conn.execute(q):
-                place = wanted.get(tuple(row[1:]))
-                if place is not None:
-                    self._places[place] = row[0]
+        new = {_place_key(p): p for p in found if p is not None and p not in self._places}
+        columns = ("country_code", "country", "region", "city")
+        _resolve_new(conn, t.places, columns, ("country_code", "city"), new, self._places)
         return [None if p is None else self._places[p] for p in found]
 
     def upsert(self, entries: Sequence[FileEntry]) -> None:
@@ -787,6 +761,33 @@ def _faster(process: Any) -> Any:
     except Exception:  # not a datetime processor
         return process
     return fast if same else process
+
+
+def _resolve_new(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    narrow: Sequence[str],
+    new: Mapping[tuple[Any, ...], Any],
+    ids: dict[Any, int],
+) -> None:
+    """The rows of a lookup table (devices, places) a batch needs and `ids` does not hold yet:
+    `new` maps each one's values (in `columns` order: the table's unique key) to its key in
+    `ids`. Inserted where missing and their ids read, for the whole batch at once (not three
+    statements a row): per 500, one insert that keeps existing rows and one select, narrowed by
+    the indexed `narrow` columns and matched exactly here."""
+    items = list(new.items())
+    for start in range(0, len(items), 500):
+        part = dict(items[start : start + 500])
+        rows = [dict(zip(columns, values, strict=True)) for values in part]
+        conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=columns), rows)
+        q = select(table.c.id, *(table.c[c] for c in columns)).where(
+            *(table.c[c].in_({v[columns.index(c)] for v in part}) for c in narrow)
+        )
+        for row in conn.execute(q):
+            key = part.get(tuple(row[1:]))
+            if key is not None:
+                ids[key] = row[0]
 
 
 def _insert_ignore(conn: Connection, table: Table, keys: list[str], **values: object) -> Any:
