@@ -340,20 +340,16 @@ def _start_up_frozen(freeze: bool) -> Iterator[Callable[[], None]]:
         yield _no_collection
         return
     gc.disable()
-    started = False
-
-    def resume() -> None:
-        nonlocal started
-        if not started:
-            started = True
-            gc.freeze()
-            gc.enable()
-
     try:
-        yield resume
+        yield _freeze_and_resume
     finally:
-        if not started:  # failed before the catalog was open: nothing frozen
-            gc.enable()
+        gc.enable()  # also when the catalog never opened: nothing frozen then
+
+
+def _freeze_and_resume() -> None:
+    if not gc.isenabled():  # paused by _start_up_frozen: only the first call freezes
+        gc.freeze()
+        gc.enable()
 
 
 def _no_collection() -> None:
@@ -556,10 +552,12 @@ def check_folder(path: str) -> None:
         raise RootError(f"{path} cannot be read (permission denied)")
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: on Linux, ask the kernel to kill this worker when the scan dies
-    (kill -9 included). An orphaned worker would wait for work forever, holding the parent's
-    inherited database socket open (a PostgreSQL session and its row locks with it)."""
+def _init_worker(parent: int) -> None:
+    """Worker initializer. On Linux, ask the kernel to kill this worker when the scan dies
+    (kill -9 included): an orphaned worker would wait for work forever, holding the parent's
+    inherited database socket open (a PostgreSQL session and its row locks with it). And collect
+    garbage, whatever the parent's collector was doing as it forked (_start_up_frozen, or a hash
+    stage's first task submitted inside collecting_between_batches)."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -569,14 +567,14 @@ def _die_with_parent(parent: int) -> None:
             pass
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
-    gc.enable()  # the parent's collector may have been paused as it forked (_start_up_frozen)
+    gc.enable()
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """Extraction workers, forked from (and dying with) the calling process."""
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
     return ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
     )
 
 
