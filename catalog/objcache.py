@@ -109,11 +109,11 @@ def _load(path: Path, classes: dict[str, type]) -> object:
     for key, spec in head["arrays"].items():
         dtype = np.dtype(spec["dtype"])
         shape = tuple(int(n) for n in spec["shape"])
-        if dtype.hasobject:
-            raise _Unsupported("object array")
-        # frombuffer refuses an array that would lie outside the file (cut short, damaged)
-        count = math.prod(shape)
-        arrays[key] = np.frombuffer(data, dtype, count, base + int(spec["at"])).reshape(shape)
+        at = int(spec["at"])
+        if dtype.hasobject or at < 0:  # objects would mean unpickling; before `base`, the head
+            raise _Unsupported("not an array of the file")
+        # frombuffer refuses an array that would end beyond the file (cut short, damaged)
+        arrays[key] = np.frombuffer(data, dtype, math.prod(shape), base + at).reshape(shape)
     return _build(head["tree"], arrays, classes)
 
 

@@ -67,6 +67,27 @@ def test_a_damaged_cache_file_is_rebuilt(cache: Path) -> None:
     assert objcache.cached("d", ("k", 2), lambda: [5], []) == [5]
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"dtype": "|O", "shape": [1], "at": 0},  # objects: would mean unpickling
+        {"dtype": "<f8", "shape": [10**12], "at": 0},  # far beyond the file
+        {"dtype": "<f8", "shape": [1], "at": -64},  # before the arrays
+        {"dtype": "no such type", "shape": [1], "at": 0},
+    ],
+)
+def test_a_forged_cache_file_yields_no_data_and_is_rebuilt(
+    cache: Path, spec: dict[str, object]
+) -> None:
+    import json
+
+    objcache.cached("f", ("k",), lambda: [0], [])
+    (path,) = cache.glob("f-*")
+    head = json.dumps({"tree": {"list": [{"array": "a0"}]}, "arrays": {"a0": spec}}).encode()
+    path.write_bytes(objcache.MAGIC + len(head).to_bytes(8, "little") + head + bytes(256))
+    assert objcache.cached("f", ("k",), lambda: [1], []) == [1]
+
+
 def test_arrays_come_back_as_they_were_and_old_files_go(cache: Path) -> None:
     cache.mkdir()
     stale = [cache / "a-0123456789abcdef.npz", cache / "a-0123.arrays.x1y2.tmp"]  # 0.1's; a
