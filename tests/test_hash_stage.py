@@ -290,3 +290,38 @@ def test_opening_a_catalog_at_head_does_not_import_alembic(db: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.usefixtures("hash_stage_only")
+def test_the_hash_stage_leaves_files_being_hashed_to_them_and_hashes_those_left_undone(
+    catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hashing` (a first scan's early digests): those files are not hashed by the stage's own
+    tasks, which are not kept waiting for them; their digests are stored once the stage's first
+    one is in, and any not stored (here b.jpg: as if changed after it was hashed early) is
+    hashed before the stage ends."""
+    scan(catalog, [folder], workers=1, hash_with=None)
+    place = ingest.resolve_place(catalog, folder)
+    files = {p.name: p for p in folder.rglob("*") if p.is_file()}
+    order: list[str] = []
+    real_digest = ingest._digest
+
+    def digest(photo_id: int, path: str, *args: Any) -> Any:
+        order.append(os.path.basename(path))
+        return real_digest(photo_id, path, *args)
+
+    def store_early() -> tuple[int, set[str]]:
+        order.append("stored early")
+        state = catalog.states_of(place.root_id, ["2016/a.jpg"])["2016/a.jpg"]
+        digest = sha256(files["a.jpg"])
+        stored = catalog.set_digests(
+            "sha256", [(state.photo_id, state.size, state.mtime_ns, digest)]
+        )
+        return stored, {"2016/a.jpg"}
+
+    monkeypatch.setattr(ingest, "_digest", digest)
+    hashing = ({"2016/a.jpg", "2016/b.jpg"}, store_early)
+    assert ingest.hash_place(catalog, place, None, "sha256", hashing=hashing) == len(files)
+    assert order[1] == "stored early" and order[-1] == "b.jpg"
+    assert sorted(order[:1] + order[2:-1]) == sorted(set(files) - {"a.jpg", "b.jpg"})
+    assert digests(catalog) == {name: (sha256(path), None) for name, path in files.items()}

@@ -338,12 +338,20 @@ def spy(*args):
 
 ingest._read_early = spy
 real_hash, hashed = ingest.hash_place, []
+real_store_early, early = ingest._store_early_digests, []
 
 def hash_spy(*args, **kwargs):
-    hashed.append(real_hash(*args, **kwargs))  # digests the hash stage itself stored
-    return hashed[-1]
+    stored = real_hash(*args, **kwargs)
+    hashed.append(stored - sum(early))  # digests the hash stage itself took and stored
+    return stored
+
+def store_early_spy(*args):
+    stored, given = real_store_early(*args)  # the hash stage stores those hashed early too
+    early.append(stored)
+    return stored, given
 
 ingest.hash_place = hash_spy
+ingest._store_early_digests = store_early_spy
 ingest.INLINE_HASH_BYTES = int(sys.argv[3])
 summary = ingest.scan_catalog(sys.argv[1], [sys.argv[2]], workers=2)
 print(seen, summary.new, summary.failed, summary.unchanged, hashed)
@@ -489,6 +497,19 @@ def test_a_path_list_holds_100000_paths_in_a_fraction_of_a_lists_memory() -> Non
     assert held * 4 < as_list_held, (held, as_list_held)
 
 
+@pytest.mark.parametrize(
+    ("items", "seen"),
+    [([], ["action"]), ([1], [1, "action"]), ([1, 2, 3], [1, "action", 2, 3])],
+)
+def test_after_first_acts_once_after_the_first_item_or_at_the_end(
+    items: list[int], seen: list[object]
+) -> None:
+    log: list[object] = []
+    for item in ingest._after_first(items, lambda: log.append("action")):
+        log.append(item)
+    assert log == seen
+
+
 @pytest.mark.parametrize("total", [0, 1, 5, 74, 300, 5000])
 def test_digest_tasks_shrink_at_the_end(total: int) -> None:
     """Every item once, in order; CHUNK a task while many remain, then smaller and smaller, so
@@ -546,7 +567,8 @@ def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
                 if e.rel_path == "many/5.jpg":
                     e.size += 1
             c.upsert(entries)
-            assert ingest._store_early_digests(c, place, early, "sha256") == 73
+            stored, given = ingest._store_early_digests(c, place, early, "sha256")
+            assert stored == 73 and len(given) == 73 and "many/5.jpg" not in given
             stored = {r[0]: r[2] for r in content(db)}
             assert stored["many/5.jpg"] is None
             assert (
