@@ -907,7 +907,7 @@ def hash_place(
         if progress and early:
             progress(early)
 
-    digest_all(lambda rel: rel not in being_hashed, count - len(being_hashed), store_early)
+    digest_all(lambda rel: rel not in being_hashed, max(0, count - len(being_hashed)), store_early)
     missed = being_hashed - given
     if missed:
         digest_all(missed.__contains__, len(missed))
