@@ -16,7 +16,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sized
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice, repeat
@@ -86,6 +86,13 @@ INLINE_HASH_BYTES = 256 * 1024
 # A first scan hashes this much of its first files while the catalog is being made (~0.4 s of
 # two cores here), so large photos do not leave the workers idle then.
 EARLY_HASH_BYTES = 1 << 30
+# The workers run this much nicer than the process that feeds them and stores what they read:
+# when both want a core, that process (and its pool's result and feeder threads) runs first, so
+# results are taken as they come and the workers' next tasks are there when they need them
+# (gaps between a worker's tasks, 5,000 photos: 0.15-0.19 -> 0.10-0.16 s). Paired runs, 21 of
+# each: 5,000 photos -47 ms and 500 large ones -22 ms (median differences; 15 of 21 faster),
+# less CPU too. A side effect, wanted: a scan's readers give way to the user's own programs.
+WORKER_NICENESS = 10
 # --hash choices: hashlib constructors. SHA-256 is the default (evidence); the stored digest
 # goes to the column named after its algorithm, so one is never taken for the other.
 HASHES: dict[str, Callable[[], Any]] = {
@@ -558,7 +565,8 @@ def _init_worker(parent: int) -> None:
     (kill -9 included): an orphaned worker would wait for work forever, holding the parent's
     inherited database socket open (a PostgreSQL session and its row locks with it). And collect
     garbage, whatever the parent's collector was doing as it forked (_start_up_frozen, or a hash
-    stage's first task submitted inside collecting_between_batches)."""
+    stage's first task submitted inside collecting_between_batches). And give way to the
+    parent (WORKER_NICENESS)."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -569,6 +577,9 @@ def _init_worker(parent: int) -> None:
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
     gc.enable()
+    if hasattr(os, "nice"):
+        with suppress(OSError):  # none to give up: run as the parent does
+            os.nice(WORKER_NICENESS)
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:

@@ -778,3 +778,15 @@ def test_a_worker_collects_garbage_though_forked_while_its_parent_did_not() -> N
             pool.shutdown()
     finally:
         gc.enable()
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_workers_run_nicer_than_the_process_that_feeds_them() -> None:
+    """When both want a core, the writer runs first; the readers give way (to the user's own
+    programs too). os.nice(0) reads a process's niceness."""
+    pool = ingest.worker_pool(2)
+    try:
+        niceness = {pool.submit(os.nice, 0).result(timeout=30) for _ in range(4)}
+    finally:
+        pool.shutdown()
+    assert niceness == {min(os.nice(0) + ingest.WORKER_NICENESS, 19)}
