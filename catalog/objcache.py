@@ -12,8 +12,9 @@ and each array's type, shape and place) and the arrays' bytes, read whole and vi
 lie: an .npz (a zip) took 13-21 ms to read the geocoder's 8.7 MB, its CRCs and copies
 included; this, ~5 ms. Anything else, an unreadable or stale file, a cache directory that
 cannot be written: `build()` is used as is. The key should name everything the data depends on
-(source file size and mtime, the code's version); a different key is a different file, and old
-files of the same name are removed (a writer's leftover temporary file too).
+(source file size and mtime, the code's version); a different key is a different file. Files of
+other keys are kept while in use (another install may be reading them) and removed once unused
+for KEEP_UNUSED_S; a writer's leftover temporary file, after an hour.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,23 +49,62 @@ def cache_dir() -> Path:
     return user_cache_path("photocat", appauthor=False)
 
 
+# Other keys' files (another install of photocat beside this one, an older version) are kept
+# while they are in use, and removed once unused this long: removing them at once made two
+# installs sharing one cache directory rebuild in turn (~0.7 s of CPU each time). A file in use
+# is touched at most once a day, when it is read; leftover temporary files go after an hour.
+KEEP_UNUSED_S = 30 * 86400
+TOUCH_AFTER_S = 86400
+LEFTOVER_AFTER_S = 3600
+
+
 def cached(name: str, key: Sequence[object], build: Callable[[], T], classes: Sequence[type]) -> T:
     digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:16]
     path = cache_dir() / f"{name}-{digest}.arrays"
     by_name = {cls.__qualname__: cls for cls in classes}
     try:
-        return _load(path, by_name)  # type: ignore[no-any-return]
+        value = _load(path, by_name)
     except Exception:  # missing, stale format, damaged: build it
         pass
+    else:
+        try:
+            if time.time() - path.stat().st_mtime > TOUCH_AFTER_S:
+                os.utime(path)  # in use: kept
+                _tidy(path, name)
+        except OSError:
+            pass
+        return value  # type: ignore[no-any-return]
     value = build()
     try:
         _save(path, value, by_name)
-        for old in path.parent.glob(f"{name}-*"):  # .npz files of photocat 0.1 too
-            if old != path:
-                old.unlink(missing_ok=True)
+        _tidy(path, name)
     except Exception:  # read-only home, full disk, a type not stored: the value is still good
         pass
     return value
+
+
+def _tidy(path: Path, name: str) -> None:
+    """Remove the files beside `path` that nothing uses: other keys' files unused for
+    KEEP_UNUSED_S, photocat 0.1's .npz files (no version reads them), and temporary files a
+    killed writer left. Only files named as this module names them: the directory may be shared
+    (PHOTOCAT_CACHE_DIR)."""
+    ours = re.compile(rf"{re.escape(name)}-[0-9a-f]{{16}}\.(arrays|npz)(\.[^/]+\.tmp)?")
+    now = time.time()
+    for other in path.parent.iterdir():
+        found = ours.fullmatch(other.name)
+        if found is None or other == path:
+            continue
+        try:
+            if found[2]:  # a writer's temporary file: renamed within seconds
+                limit = LEFTOVER_AFTER_S
+            elif found[1] == "npz":  # photocat 0.1's format: no version reads it
+                limit = -math.inf
+            else:
+                limit = KEEP_UNUSED_S
+            if now - other.stat().st_mtime > limit:
+                other.unlink()
+        except OSError:  # gone already (another process tidied it)
+            pass
 
 
 def _save(path: Path, value: object, classes: dict[str, type]) -> None:
