@@ -13,8 +13,9 @@ lie: an .npz (a zip) took 13-21 ms to read the geocoder's 8.7 MB, its CRCs and c
 included; this, ~5 ms. Anything else, an unreadable or stale file, a cache directory that
 cannot be written: `build()` is used as is. The key should name everything the data depends on
 (source file size and mtime, the code's version); a different key is a different file. Files of
-other keys are kept while in use (another install may be reading them) and removed once unused
-for KEEP_UNUSED_S; a writer's leftover temporary file, after an hour.
+other keys are kept while in use (another install may be reading them), up to KEEP_OTHERS of
+them, and removed once unused for KEEP_UNUSED_S; a writer's leftover temporary file, after an
+hour.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ def cache_dir() -> Path:
 # Other keys' files (another install of photocat beside this one, an older version) are kept
 # while they are in use, and removed once unused this long: removing them at once made two
 # installs sharing one cache directory rebuild in turn (~0.7 s of CPU each time). A file in use
-# is touched at most once a day, when it is read; leftover temporary files go after an hour.
+# is touched at most once a day, when it is read; only the KEEP_OTHERS used last are kept (each
+# reinstall has a new key); leftover temporary files go after an hour.
 KEEP_UNUSED_S = 30 * 86400
+KEEP_OTHERS = 3  # at most (8.7 MB each for the places)
 TOUCH_AFTER_S = 86400
 LEFTOVER_AFTER_S = 3600
 
@@ -85,26 +88,29 @@ def cached(name: str, key: Sequence[object], build: Callable[[], T], classes: Se
 
 def _tidy(path: Path, name: str) -> None:
     """Remove the files beside `path` that nothing uses: other keys' files unused for
-    KEEP_UNUSED_S, photocat 0.1's .npz files (no version reads them), and temporary files a
-    killed writer left. Only files named as this module names them: the directory may be shared
-    (PHOTOCAT_CACHE_DIR)."""
+    KEEP_UNUSED_S or beyond the KEEP_OTHERS used last, photocat 0.1's .npz files (no version
+    reads them), and temporary files a killed writer left. Only files named as this module names
+    them: the directory may be shared (PHOTOCAT_CACHE_DIR)."""
     ours = re.compile(rf"{re.escape(name)}-[0-9a-f]{{16}}\.(arrays|npz)(\.[^/]+\.tmp)?")
     now = time.time()
+    others: list[tuple[float, Path]] = []
     for other in path.parent.iterdir():
         found = ours.fullmatch(other.name)
         if found is None or other == path:
             continue
         try:
+            age = now - other.stat().st_mtime
             if found[2]:  # a writer's temporary file: renamed within seconds
-                limit = LEFTOVER_AFTER_S
-            elif found[1] == "npz":  # photocat 0.1's format: no version reads it
-                limit = -math.inf
-            else:
-                limit = KEEP_UNUSED_S
-            if now - other.stat().st_mtime > limit:
+                if age > LEFTOVER_AFTER_S:
+                    other.unlink()
+            elif found[1] == "npz" or age > KEEP_UNUSED_S:  # npz: photocat 0.1's format
                 other.unlink()
+            else:
+                others.append((age, other))
         except OSError:  # gone already (another process tidied it)
             pass
+    for _, other in sorted(others)[KEEP_OTHERS:]:  # every reinstall is a new key: bounded
+        other.unlink(missing_ok=True)
 
 
 def _save(path: Path, value: object, classes: dict[str, type]) -> None:

@@ -149,6 +149,20 @@ def test_other_keys_files_stay_while_in_use_and_go_once_unused(cache: Path) -> N
     assert not npz.exists() and writing.exists() and all(f.exists() for f in foreign)
 
 
+def test_only_the_other_keys_files_used_last_are_kept(cache: Path) -> None:
+    """Every reinstall is a new key: however many there were, the files of the KEEP_OTHERS
+    other keys used last stay, the rest go (the places' file is 8.7 MB)."""
+    now = time.time()
+    for age, key in enumerate(["k1", "k2", "k3", "k4", "k5"]):  # k1 used last
+        objcache.cached("t", (key,), lambda: [0], [])
+        path = cache / f"t-{objcache_digest(key)}.arrays"
+        os.utime(path, (now - 60 * (age + 1),) * 2)
+    objcache.cached("t", ("new",), lambda: [1], [])
+    left = {p.name for p in cache.glob("t-*")}
+    kept = ["new", "k1", "k2", "k3"][: objcache.KEEP_OTHERS + 1]
+    assert left == {f"t-{objcache_digest(k)}.arrays" for k in kept}
+
+
 def objcache_digest(key: str) -> str:
     import hashlib
     import json
