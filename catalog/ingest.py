@@ -837,9 +837,8 @@ def _scan_place(
         total = (lambda n: on_total(reading + n)) if on_total else None
         hashing = None
         if early is not None and early.digests:  # the hash stage's tasks queue behind these
-            base = len(place.root_path.rstrip(os.sep)) + 1
             hashing = (
-                {_rel(path, base) for path in early.hashed.values()},
+                {_rel(path, root_len) for path in early.hashed.values()},
                 partial(_store_early_digests, catalog, place, early, hash_with),
             )
         hash_place(catalog, place, pool, hash_with, progress, total, hashing)
