@@ -14,6 +14,8 @@ machine slows both alike, and prints medians:
 * the hash floor: a Python process that SHA-256es every file's bytes on a pool of --workers
   processes (default: all cores), start-up included, as a scan must;
 * the unchanged rescan: `photocat scan` again on the catalog of the last run;
+* the ratios also run by run (each scan against the ExifTool run and the floor timed beside it),
+  whose median a slow minute of a shared machine sways less than it does the medians' ratio;
 * the CPU time (user + system, of each command and its worker processes): a run cannot take
   less than its CPU time over the cores, which bounds how near the hash floor a scan can come;
 * in-process, photocat's extraction alone (catalog.extract.extract, one process), per photo.
@@ -147,8 +149,18 @@ def main() -> None:
         ratio = med["exiftool"] / med["scan"]
         figures["scan_vs_exiftool"] = ratio
         print(f"photocat scan is {ratio:.1f}x the images/s of exiftool (target >= 15x)")
+        paired = [e / s for e, s in zip(times["exiftool"], times["scan"], strict=True)]
+        figures["scan_vs_exiftool_paired"] = paired
+        print(f"  run by run: median {statistics.median(paired):.1f}x "
+              f"({min(paired):.1f}-{max(paired):.1f}x)")  # fmt: skip
     figures["scan_vs_hash_floor"] = med["scan"] / med["hash_floor"]
     print(f"photocat scan takes {figures['scan_vs_hash_floor']:.2f}x the hash floor")
+    # Run by run: each scan against the floor timed beside it, so that a slow minute of a shared
+    # machine, which slows both, weighs less than in the ratio of the medians.
+    paired = [s / f for s, f in zip(times["scan"], times["hash_floor"], strict=True)]
+    figures["scan_vs_hash_floor_paired"] = paired
+    print(f"  run by run: median {statistics.median(paired):.2f}x "
+          f"({min(paired):.2f}-{max(paired):.2f}x)")  # fmt: skip
     # What the cores allow: a run cannot take less than its CPU time spread over every core.
     cpu_med = {k: statistics.median(v) for k, v in cpu.items() if k != "exiftool"}
     cores = os.cpu_count() or 1
