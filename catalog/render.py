@@ -68,12 +68,17 @@ def valid(value: Any) -> Any:
 def dumps(value: Any, indent: int | None = None) -> str:
     """JSON that is valid whatever the strings hold, and inert on a terminal (C1 controls and
     bidi overrides escaped as \\uXXXX; JSON itself escapes the C0 controls)."""
-    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    # json.dumps(value, ensure_ascii=False) would build a new encoder for every record.
+    encoder = _ENCODER if indent is None else json.JSONEncoder(ensure_ascii=False, indent=indent)
+    text = encoder.encode(value)
     if text.isascii() and "\x7f" not in text:  # JSON escapes the other ASCII controls
         return text
     # json.dumps passes lone surrogates through as they are: each becomes what `valid` makes
     # of it, its backslash escaped for JSON (the same text as dumping valid(value), faster).
     return JSON_UNSAFE_OR_SURROGATE.sub(_json_escape, text)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(v, ensure_ascii=False) uses
 
 
 def _json_escape(m: re.Match[str]) -> str:
