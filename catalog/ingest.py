@@ -735,16 +735,21 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
     return early
 
 
-def _store_early_digests(
-    catalog: Catalog, place: Place, early: _Early, hash_with: str
-) -> tuple[int, set[str]]:
-    """Store the digests hashed while the catalog was made, where the row has the size and mtime
-    the file had when hashed (set_digests checks again). Returns how many were stored and the
-    files (relative to the place's root) they were given to."""
+def _early_rels(early: _Early, place: Place) -> dict[int, str]:
+    """The files hashed early (by their index in the reading order), relative to the place's
+    root: the hash stage leaves them out, and _store_early_digests stores their digests."""
     base = len(place.root_path.rstrip(os.sep)) + 1
+    return {i: _rel(path, base) for i, path in early.hashed.items()}
+
+
+def _store_early_digests(
+    catalog: Catalog, place: Place, early: _Early, hash_with: str, rels: dict[int, str]
+) -> tuple[int, set[str]]:
+    """Store the digests hashed while the catalog was made (`rels`: _early_rels), where the row
+    has the size and mtime the file had when hashed (set_digests checks again). Returns how many
+    were stored and the files (relative to the place's root) they were given to."""
     done = [d for future in early.digests for d in future.result() if d[3] is not None]
-    rels = {i: _rel(early.hashed[i], base) for i, _, _, _ in done}
-    states = catalog.states_of(place.root_id, rels.values())
+    states = catalog.states_of(place.root_id, [rels[i] for i, _, _, _ in done])
     batch: dict[str, tuple[int, int, int, str]] = {
         rels[i]: (state.photo_id, size, mtime_ns, digest)  # type: ignore[misc]  # not None
         for i, size, mtime_ns, digest in done
@@ -837,9 +842,10 @@ def _scan_place(
         total = (lambda n: on_total(reading + n)) if on_total else None
         hashing = None
         if early is not None and early.digests:  # the hash stage's tasks queue behind these
+            rels = _early_rels(early, place)
             hashing = (
-                {_rel(path, root_len) for path in early.hashed.values()},
-                partial(_store_early_digests, catalog, place, early, hash_with),
+                set(rels.values()),
+                partial(_store_early_digests, catalog, place, early, hash_with, rels),
             )
         hash_place(catalog, place, pool, hash_with, progress, total, hashing)
     return summary

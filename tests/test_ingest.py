@@ -567,7 +567,8 @@ def test_early_digests_go_only_where_the_file_is_as_it_was_hashed(
                 if e.rel_path == "many/5.jpg":
                     e.size += 1
             c.upsert(entries)
-            stored, given = ingest._store_early_digests(c, place, early, "sha256")
+            rels = ingest._early_rels(early, place)
+            stored, given = ingest._store_early_digests(c, place, early, "sha256", rels)
             assert stored == 73 and len(given) == 73 and "many/5.jpg" not in given
             stored = {r[0]: r[2] for r in content(db)}
             assert stored["many/5.jpg"] is None
