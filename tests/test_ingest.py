@@ -791,3 +791,25 @@ def test_workers_run_nicer_than_the_process_that_feeds_them() -> None:
     finally:
         pool.shutdown()
     assert niceness == {min(os.nice(0) + ingest.WORKER_NICENESS, 19)}
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no process priorities here")
+def test_a_worker_that_may_not_lower_its_priority_still_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where os.nice is refused (a sandbox, a platform that lacks it), the worker runs at its
+    parent's priority and does its work instead of breaking the pool."""
+
+    def refuse(increment: int) -> int:
+        raise PermissionError(1, "not permitted")
+
+    monkeypatch.setattr(os, "nice", refuse)  # inherited by the forked workers
+    parent = os.getpriority(os.PRIO_PROCESS, 0)
+    pool = ingest.worker_pool(2)
+    try:
+        priorities = {
+            pool.submit(os.getpriority, os.PRIO_PROCESS, 0).result(timeout=30) for _ in range(4)
+        }
+    finally:
+        pool.shutdown()
+    assert priorities == {parent}
