@@ -341,27 +341,81 @@ def test_the_console_command_ends_with_its_status_and_all_of_its_output(
     assert photocat("search", "--no-such-option", env=env).returncode == 2
 
 
-def _console_scan(tmp_path: Path, report: str, env: dict[str, str] | None = None) -> list[str]:
-    """`photocat scan -q tmp_path/photos --db tmp_path/c.db` by main(), in a process of its own;
-    the words printed by `report` (Python source of one expression) as the process ends."""
+def _console(
+    args: list[object], report: str, env: dict[str, str] | None = None, setup: str = ""
+) -> list[str]:
+    """`photocat ARGS` by main(), in a process of its own, after the Python source `setup`;
+    the last line of stdout: the words printed by `report` (Python source of one expression)
+    as the process ends."""
     code = (
         "import gc, os, sys\n"
+        f"{setup}"
         "from catalog import cli\n"
         "real_exit = os._exit\n"
         "def report(status):\n"
-        f"    print(*({report}))\n"
+        "    sys.stdout.flush()\n"
+        f"    print('\\n', *({report}))\n"
         "    sys.stdout.flush()\n"
         "    real_exit(status)\n"
         "os._exit = report\n"
-        "sys.argv = ['photocat', 'scan', '-q', sys.argv[1], '--db', sys.argv[2]]\n"
+        "sys.argv = ['photocat', *sys.argv[1:]]\n"
         "cli.main()\n"
     )
-    args = [str(tmp_path / "photos"), str(tmp_path / "c.db")]
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60
-    )
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return done.stdout.splitlines()[-1].split()
+
+
+def _console_scan(tmp_path: Path, report: str, env: dict[str, str] | None = None) -> list[str]:
+    """`photocat scan -q tmp_path/photos --db tmp_path/c.db` by main() (see _console)."""
+    return _console(["scan", "-q", tmp_path / "photos", "--db", tmp_path / "c.db"], report, env)
+
+
+_GC_AT_OPEN = (  # setup for _console: the collector's state as the catalog is opened
+    "import catalog.store\n"
+    "real_open, at_open = catalog.store.open_catalog, []\n"
+    "def probe(*args, **kwargs):\n"
+    "    at_open.append(gc.isenabled())\n"
+    "    return real_open(*args, **kwargs)\n"
+    "catalog.store.open_catalog = probe\n"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "--format", "jsonl"],
+        ["search", "--count"],
+        ["devices"],
+        ["places"],
+        ["show", "{library}/a.jpg"],
+    ],
+)
+def test_a_console_query_starts_up_without_collection_then_collects(
+    scanned: str, library: Path, command: list[str]
+) -> None:
+    """See main(): no garbage collection while the command starts up (the catalog is opened
+    with the collector off); once it is open, what exists is frozen and the collector runs."""
+    args = [a.format(library=library) for a in command]
+    report = "at_open, gc.get_freeze_count(), gc.isenabled()"
+    at_open, frozen, enabled = _console([*args, "--db", scanned], report, setup=_GC_AT_OPEN)
+    assert at_open == "[False]"
+    assert int(frozen) > 10_000 and enabled == "True"
+
+
+def test_the_watch_daemon_collects_garbage(library: Path, tmp_path: Path) -> None:
+    """The daemon runs for months: its collector is on once it watches (start-up frozen)."""
+    setup = (
+        "import catalog.watch\n"
+        "seen = []\n"
+        "catalog.watch.Watcher.run = lambda self: seen.extend("
+        "[gc.isenabled(), gc.get_freeze_count() > 10_000])\n"
+    )
+    args = ["watch", "-q", library, "--db", tmp_path / "w.db"]
+    assert _console(args, "seen", setup=setup) == ["True", "True"]
 
 
 def test_the_console_command_freezes_what_its_start_up_made(tmp_path: Path) -> None:
