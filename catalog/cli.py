@@ -226,7 +226,12 @@ def search(
             if count_only:
                 _say(query.count(catalog, f))
                 return
-            _emit(query.search(catalog, f), fmt, query.RECORD_KEYS, TABLE_COLUMNS)
+            shown = {  # the keys output in this format, when not all of them
+                OutputFormat.table: TABLE_COLUMNS,
+                OutputFormat.paths: ("path",),
+                OutputFormat.paths0: ("path",),
+            }.get(fmt)
+            _emit(query.search(catalog, f, shown), fmt, query.RECORD_KEYS, TABLE_COLUMNS)
     except query.QueryError as exc:
         fail(str(exc))
 

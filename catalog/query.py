@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, desc, func, select
@@ -130,14 +131,15 @@ def _text_match(column: Any, value: str) -> ColumnElement[bool]:
     return func.lower(column) == value.lower()
 
 
-def build(f: Filter) -> Select[Any]:
-    """The SELECT for a filter: one row per photo, columns named as in RECORD_KEYS (+ id).
+def build(f: Filter, columns: Sequence[Any] = RECORD_COLUMNS) -> Select[Any]:
+    """The SELECT of `columns` for a filter: one row per photo.
 
     With a limit, the photos are chosen first by a lean statement (photos and only the tables
     the filter needs, so an index can serve both filter and order) and joined to the rest after:
     a 100-photo page of a 10,000-photo device costs 100 joins, not 10,000."""
     stmt = (
-        select(*RECORD_COLUMNS)
+        select(*columns)
+        .select_from(t.photos)
         .join(t.roots, t.roots.c.id == t.photos.c.root_id)
         .outerjoin(t.devices, t.devices.c.id == t.photos.c.device_id)
         .outerjoin(t.gps_positions, t.gps_positions.c.photo_id == t.photos.c.id)
@@ -296,6 +298,77 @@ def to_record(row: Any) -> dict[str, Any]:
     }
 
 
+def _text(i: int) -> Callable[[Any], Any]:
+    return lambda row: row[i] or None  # "" is stored for an unknown make, model or region
+
+
+def _local(i: int) -> Callable[[Any], Any]:
+    return lambda row: None if (v := row[i]) is None else v.isoformat(timespec="seconds")
+
+
+def _utc(i: int) -> Callable[[Any], Any]:
+    return lambda row: None if (v := row[i]) is None else v.isoformat(timespec="seconds") + "Z"
+
+
+def _path(i: int, j: int) -> Callable[[Any], Any]:
+    return lambda row: _join(from_db(row[i]), from_db(row[j]))
+
+
+# Each key of the record: the columns it is read from, and what makes the getter of its value
+# from their positions in a row. A search for some keys only (a table's nine, a list of paths)
+# selects only their columns: a month's 5,498 rows as a table's records ~60 -> ~40 ms. The whole
+# record keeps to_record, written out (3-5 ms faster there); the tests check that both agree.
+FIELDS: dict[str, tuple[tuple[Any, ...], Callable[..., Callable[[Any], Any]]]] = {
+    "path": ((t.roots.c.path, t.photos.c.rel_path), _path),
+    "sha256": ((t.photos.c.sha256,), itemgetter),
+    "blake2b": ((t.photos.c.blake2b,), itemgetter),
+    "format": ((t.photos.c.format,), itemgetter),
+    "width": ((t.photos.c.width,), itemgetter),
+    "height": ((t.photos.c.height,), itemgetter),
+    "make": ((t.devices.c.make,), _text),
+    "model": ((t.devices.c.model,), _text),
+    "captured_at": ((t.photos.c.captured_at,), _local),
+    "offset": ((t.photos.c.utc_offset,), itemgetter),
+    "captured_at_utc": ((t.photos.c.captured_at_utc,), _utc),
+    "time_source": ((t.photos.c.time_source,), itemgetter),
+    "time_zone": ((t.photos.c.time_zone,), itemgetter),
+    "latitude": ((t.gps_positions.c.latitude,), itemgetter),
+    "longitude": ((t.gps_positions.c.longitude,), itemgetter),
+    "altitude": ((t.gps_positions.c.altitude,), itemgetter),
+    "country": ((t.places.c.country_code,), itemgetter),
+    "region": ((t.places.c.region,), _text),
+    "city": ((t.places.c.city,), itemgetter),
+    "lens_model": ((t.photos.c.lens_model,), itemgetter),
+    "iso": ((t.photos.c.iso,), itemgetter),
+    "exposure_time": ((t.photos.c.exposure_time,), itemgetter),
+    "f_number": ((t.photos.c.f_number,), itemgetter),
+    "focal_length": ((t.photos.c.focal_length,), itemgetter),
+    "orientation": ((t.photos.c.orientation,), itemgetter),
+    "software": ((t.photos.c.software,), itemgetter),
+    "error": ((t.photos.c.error,), itemgetter),
+}
+assert tuple(FIELDS) == RECORD_KEYS
+
+
+def record_maker(keys: Sequence[str]) -> tuple[list[Any], Callable[[Any], dict[str, Any]]]:
+    """(the columns to select, the function making a row of them into a record of `keys`, in
+    that order). A key that is not in RECORD_KEYS is a ValueError."""
+    columns: list[Any] = []
+    at: dict[int, int] = {}  # id(column) -> its position (columns compare by SQL, not ==)
+    getters = []
+    for key in keys:
+        if key not in FIELDS:
+            raise ValueError(f"no record key {key!r}")
+        cols, getter = FIELDS[key]
+        for c in cols:
+            if id(c) not in at:
+                at[id(c)] = len(columns)
+                columns.append(c)
+        getters.append(getter(*(at[id(c)] for c in cols)))
+    pairs = tuple(zip(keys, getters, strict=True))
+    return columns, lambda row: {k: get(row) for k, get in pairs}
+
+
 def _join(root: str, rel: str) -> str:
     return root.rstrip("/") + "/" + rel if "/" in root else os.path.join(root, rel)
 
@@ -306,12 +379,19 @@ def _iso(value: datetime | None, suffix: str = "") -> str | None:
     return value.isoformat(timespec="seconds") + suffix
 
 
-def search(catalog: Catalog, f: Filter) -> Iterator[dict[str, Any]]:
-    """Stream the records matching a filter."""
-    stmt = build(f)
+def search(
+    catalog: Catalog, f: Filter, keys: Sequence[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Stream the records matching a filter: whole, or with only `keys` (in that order), for
+    which only the columns those keys need are read (see FIELDS)."""
+    if keys is None:
+        stmt, make = build(f), to_record
+    else:
+        columns, make = record_maker(keys)
+        stmt = build(f, columns)
     with catalog.engine.connect() as conn:
         for row in conn.execute(stmt):
-            yield to_record(row)
+            yield make(row)
 
 
 def count(catalog: Catalog, f: Filter) -> int:

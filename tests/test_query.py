@@ -10,6 +10,7 @@ from conftest import Scanned
 from corpus import readable, truth
 
 from catalog import query
+from catalog.cli import TABLE_COLUMNS
 from catalog.query import Filter, QueryError, TimeBound
 
 
@@ -165,3 +166,38 @@ def test_limit_and_sort(corpus_db: Scanned) -> None:
             r["captured_at"] for r in query.search(catalog, Filter()) if r["captured_at"]
         )
         assert query.count(catalog, Filter(limit=3)) == len(truth())
+
+
+KEY_SETS = [
+    TABLE_COLUMNS,  # the table's
+    ("path",),
+    query.RECORD_KEYS,
+    tuple(reversed(query.RECORD_KEYS)),  # any order, as asked
+    *((key,) for key in query.RECORD_KEYS),
+    ("city", "path", "city"),  # a key twice: one column, the key once
+]
+
+
+@pytest.mark.parametrize("which", ["corpus_db", "broken_db"])
+@pytest.mark.parametrize(
+    "f", [Filter(), Filter(sort="path", desc=True, limit=7), Filter(has_gps=True)], ids=repr
+)
+def test_a_search_for_some_keys_gives_exactly_those_of_the_whole_record(
+    which: str, f: Filter, request: pytest.FixtureRequest
+) -> None:
+    """search(..., keys) reads only the keys' columns (FIELDS) and makes them itself; the
+    whole record is to_record's. Both must say the same, key by key, for every photo of the
+    corpus and of the broken corpus (hostile strings, unreadable files)."""
+    scanned: Scanned = request.getfixturevalue(which)
+    with scanned.open() as catalog:
+        whole = list(query.search(catalog, f))
+        assert whole
+        for keys in KEY_SETS:
+            some = list(query.search(catalog, f, keys))
+            assert some == [{k: r[k] for k in keys} for r in whole], keys
+            assert all(list(r) == list(dict.fromkeys(keys)) for r in some)
+
+
+def test_a_search_for_a_key_no_record_has_is_refused(corpus_db: Scanned) -> None:
+    with corpus_db.open() as catalog, pytest.raises(ValueError, match="no record key 'size'"):
+        next(query.search(catalog, Filter(), ("path", "size")))
