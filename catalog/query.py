@@ -30,7 +30,8 @@ RECORD_KEYS = (
     "orientation", "software", "error",
 )  # fmt: skip
 
-# What a search selects, in this order (to_record reads the rows by position, for speed).
+# What a search for whole records selects, in this order (to_record reads the rows by position,
+# for speed; a search for some keys selects theirs, see FIELDS).
 RECORD_COLUMNS = (
     t.photos.c.id, t.roots.c.path.label("root_path"), t.roots.c.host, t.photos.c.rel_path,
     t.photos.c.sha256, t.photos.c.blake2b, t.photos.c.format, t.photos.c.width,
