@@ -317,8 +317,8 @@ def _path(i: int, j: int) -> Callable[[Any], Any]:
 
 # Each key of the record: the columns it is read from, and what makes the getter of its value
 # from their positions in a row. A search for some keys only (a table's nine, a list of paths)
-# selects only their columns: a month's 5,498 rows as a table's records ~60 -> ~40 ms. The whole
-# record keeps to_record, written out (3-5 ms faster there); the tests check that both agree.
+# selects only their columns: a month's 5,498 rows as a table's records ~60-75 -> ~38 ms. The
+# whole record keeps to_record, written out (3-5 ms faster); the tests check that both agree.
 FIELDS: dict[str, tuple[tuple[Any, ...], Callable[..., Callable[[Any], Any]]]] = {
     "path": ((t.roots.c.path, t.photos.c.rel_path), _path),
     "sha256": ((t.photos.c.sha256,), itemgetter),
