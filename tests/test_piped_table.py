@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 
+import pytest
 from rich.console import Console
 
 from catalog.render import PIPED_WIDTH, OutputFormat, render, table
@@ -33,7 +34,15 @@ def piped(rows: list[dict[str, object]], columns: list[str]) -> str:
     return out.getvalue()
 
 
-def test_piped_table_is_what_rich_draws() -> None:
+ASCII_PIECES = ["a", "Z", " ", "\t", "\x1b[31m", "=1+1", "{0}", "{", "}", "%s", "x" * 50, "[b]x[/]"]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [PIECES, ASCII_PIECES],  # ASCII columns are padded by a format string, the others cell by cell
+    ids=["any", "ascii"],
+)
+def test_piped_table_is_what_rich_draws(pieces: list[str]) -> None:
     rng = random.Random(20261125)
     for _ in range(200):
         rows: list[dict[str, object]] = []
@@ -48,7 +57,7 @@ def test_piped_table_is_what_rich_draws() -> None:
                 elif k < 0.35:
                     row[c] = rng.randint(-5, 10**6)
                 else:
-                    row[c] = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 6)))
+                    row[c] = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
             rows.append(row)
         assert piped(rows, COLUMNS) == by_rich(rows, COLUMNS), rows
 
