@@ -427,3 +427,49 @@ def test_datetimes_are_written_as_sqlalchemy_writes_them(catalog: Catalog, db: s
     finally:
         con.close()
     assert row == (slow(when), slow(values[1]))
+
+
+def test_the_script_head_is_alembics_head() -> None:
+    """_script_head reads the migrations' constants without Alembic: the same head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from catalog.store import _migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_migrations()))
+    assert _script_head() == ScriptDirectory.from_config(cfg).get_current_head() is not None
+
+
+CHAIN = {
+    "0001_a.py": 'revision: str = "0001"\ndown_revision: str | None = None\n',
+    "0002_b.py": "revision = '0002'  # a comment\ndown_revision: str | None = '0001'\n",
+    "__init__.py": "",
+}
+NEXT = 'revision = "0003"\ndown_revision = "0002"\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "head"),
+    [
+        ({}, "0002"),
+        ({"0003_c.py": 'revision: str = "0003"\ndown_revision: str | None = "0002"\n'}, "0003"),
+        ({"0003_c.py": NEXT + 'def f():\n    revision = "x"\n'}, "0003"),  # not at the top
+        ({"0003_c.py": 'revision = "0003"\ndown_revision = "0001"\n'}, None),  # two heads
+        ({"0003_c.py": 'revision = make()\ndown_revision = "0002"\n'}, None),  # not a constant
+        ({"0003_c.py": 'revision = "0003"\ndown_revision = ("0001", "0002")\n'}, None),  # merge
+        ({"0003_c.py": '"""\nrevision = "0009"\n"""\n' + NEXT}, None),  # twice (a docstring)
+        ({"0003_c.py": 'down_revision = "0002"\n'}, None),  # no revision of its own
+        ({"0003_c.py": 'revision = None\ndown_revision = "0002"\n'}, None),
+    ],
+)
+def test_the_script_head_is_read_only_from_simple_constants(
+    tmp_path: Path, extra: dict[str, str], head: str | None
+) -> None:
+    """Anything but the plain lines Alembic writes gives None (Alembic then decides): a head
+    read wrongly would leave a catalog unmigrated."""
+    from catalog.store import _head_of
+
+    for name, source in {**CHAIN, **extra}.items():
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    assert _head_of(tmp_path) == head
