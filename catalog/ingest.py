@@ -371,6 +371,7 @@ def read_files(
     hash_with: str | None = "sha256",
     hash_up_to: int | None = None,
     queued: Callable[[], None] | None = None,
+    submitted: deque[Future[list[FileEntry]]] | None = None,
 ) -> Iterator[FileEntry]:
     """read_file over jobs, in order: in this process, or in the pool's workers, CHUNK files a
     task with at most READ_AHEAD files submitted ahead of the caller, so however many files
@@ -379,18 +380,27 @@ def read_files(
     With a pool the reading starts now, not at the first next(): the workers are given their
     first READ_AHEAD files at once, so they read while the caller does something else.
     `queued` is called once every file has been given to the pool: work submitted from then on
-    delays no record."""
+    delays no record. `submitted`: tasks (_submit_reads) already reading the files before
+    `jobs`, whose entries come first."""
     if pool is None or (isinstance(jobs, Sized) and len(jobs) < IN_PROCESS_BELOW):
         return _with_time(read_file(job, hash_with, hash_up_to) for job in jobs)
-    import catalog.extract  # noqa: F401  # loaded before the workers fork, so they share it
-
     chunks = _batched(jobs, CHUNK)
     if queued is not None:
         chunks = _then(chunks, queued)
     limit = _tasks_ahead(pool)
+    waiting = deque() if submitted is None else submitted
+    for chunk in islice(chunks, max(0, limit - len(waiting))):
+        waiting.append(_submit_reads(pool, chunk, hash_with, hash_up_to))
     args = (hash_with, hash_up_to)
-    waiting = deque(pool.submit(_read_chunk, chunk, *args) for chunk in islice(chunks, limit))
     return _with_time(_bounded(pool, _read_chunk, chunks, limit, *args, waiting=waiting))
+
+
+def _submit_reads(
+    pool: Executor, jobs: list[Job], hash_with: str | None, hash_up_to: int | None
+) -> Future[list[FileEntry]]:
+    import catalog.extract  # noqa: F401  # loaded before the workers fork, so they share it
+
+    return pool.submit(_read_chunk, jobs, hash_with, hash_up_to)
 
 
 def _with_time(entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
@@ -706,6 +716,14 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
     files = PathList()
     to_hash: list[tuple[int, str, int, int]] = []
     budget = EARLY_HASH_BYTES
+    base = len(folder.rstrip(os.sep)) + 1
+    # The first READ_AHEAD files are given to the workers as the walk finds them, CHUNK at a
+    # time, instead of after it: a tree of 5,000 photos in 2,000 folders took 54 ms to walk
+    # with the page cache warm, seconds cold, while the workers waited.
+    submitted: deque[Future[list[FileEntry]]] = deque()
+    chunk: list[Job] = []
+    done = 0  # files given to the workers so far
+    ahead = _tasks_ahead(pool)
     for path, st in walk(folder, skipped, unreadable):
         if (
             hash_with is not None
@@ -715,9 +733,15 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
             to_hash.append((len(files), path, st.st_size, st.st_mtime_ns))
             budget -= st.st_size
         files.append(path)
-    base = len(folder.rstrip(os.sep)) + 1
-    jobs = (Job(path, 0, _rel(path, base)) for path in files)  # made as read
+        if len(submitted) < ahead:
+            chunk.append(Job(path, 0, _rel(path, base)))
+            while len(chunk) >= CHUNK and len(files) >= IN_PROCESS_BELOW and len(submitted) < ahead:
+                submitted.append(_submit_reads(pool, chunk[:CHUNK], hash_with, INLINE_HASH_BYTES))
+                done += CHUNK
+                del chunk[:CHUNK]
+    # None given yet if there are fewer files than worth the workers: they are read here.
     reader = pool if len(files) >= IN_PROCESS_BELOW else None
+    jobs = (Job(path, 0, _rel(path, base)) for path in islice(files, done, None))  # made as read
     early = _Early(files, skipped, unreadable, iter(()))
     if hash_with is not None and reader is not None:  # else read and hashed here
         early.hashed = {i: path for i, path, _, _ in to_hash}
@@ -730,7 +754,7 @@ def _read_early(folder: str, pool: Executor, hash_with: str | None = None) -> _E
 
     early.entries = read_files(
         jobs, reader, hash_with=hash_with, hash_up_to=INLINE_HASH_BYTES,
-        queued=hash_early if early.hashed else None,
+        queued=hash_early if early.hashed else None, submitted=submitted,
     )  # fmt: skip
     return early
 

@@ -616,6 +616,42 @@ def test_early_digests_are_queued_behind_every_read(
         pool.shutdown()
 
 
+def test_the_workers_are_given_files_while_the_folder_is_walked(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first scan gives the workers their first files as the walk finds them, not once it
+    has walked every folder (a tree of thousands of folders, cold, takes seconds); every file
+    is still read once, in the walk's order."""
+    tree = folder / "tree"
+    for i in range(200):
+        make_photo(tree / f"d{i // 10:02d}" / f"{i:03d}.jpg", model=f"M{i % 7}")
+    walked: list[str] = []
+    real_walk = ingest.walk
+
+    def counted(*args: object) -> Iterator[tuple[str, os.stat_result]]:
+        for found in real_walk(*args):
+            walked.append(found[0])
+            yield found
+
+    monkeypatch.setattr(ingest, "walk", counted)
+    pool = ingest.worker_pool(2)
+    at_submit: list[int] = []
+    submit = pool.submit
+
+    def spy(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        at_submit.append(len(walked))
+        return submit(fn, *args, **kwargs)
+
+    pool.submit = spy  # type: ignore[method-assign]
+    try:
+        early = ingest._read_early(str(tree), pool, None)
+        assert at_submit[0] == ingest.IN_PROCESS_BELOW < len(walked) == 200
+        read = [e.rel_path for e in early.entries]
+        assert read == [w[len(str(tree)) + 1 :] for w in walked]
+    finally:
+        pool.shutdown()
+
+
 def test_only_a_new_sqlite_file_is_read_early(tmp_path: Path) -> None:
     from catalog.urls import database_url, new_sqlite_file
 
