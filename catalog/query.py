@@ -22,13 +22,58 @@ from catalog.paths import from_db, to_db
 from catalog.places import SOURCE as PLACE_SOURCE
 from catalog.store import Catalog, this_host
 
-# The JSON record: json, jsonl and csv share these keys in this order.
-RECORD_KEYS = (
-    "path", "sha256", "blake2b", "format", "width", "height", "make", "model", "captured_at",
-    "offset", "captured_at_utc", "time_source", "time_zone", "latitude", "longitude", "altitude",
-    "country", "region", "city", "lens_model", "iso", "exposure_time", "f_number", "focal_length",
-    "orientation", "software", "error",
-)  # fmt: skip
+
+def _text(i: int) -> Callable[[Any], Any]:
+    return lambda row: row[i] or None  # "" is stored for an unknown make, model or region
+
+
+def _local(i: int) -> Callable[[Any], Any]:
+    return lambda row: _iso(row[i])
+
+
+def _utc(i: int) -> Callable[[Any], Any]:
+    return lambda row: _iso(row[i], "Z")
+
+
+def _path(i: int, j: int) -> Callable[[Any], Any]:
+    return lambda row: _join(from_db(row[i]), from_db(row[j]))
+
+
+# The JSON record, whose keys json, jsonl and csv share in this order. Each key: the columns it
+# is read from, and what makes the getter of its value from their positions in a row. A search
+# for some keys only (a table's nine, a list of paths) selects only their columns: a month's
+# 5,498 rows as a table's records ~60-75 -> ~38 ms. The whole record keeps to_record, written
+# out (3-5 ms faster); the tests check that both agree.
+FIELDS: dict[str, tuple[tuple[Any, ...], Callable[..., Callable[[Any], Any]]]] = {
+    "path": ((t.roots.c.path, t.photos.c.rel_path), _path),
+    "sha256": ((t.photos.c.sha256,), itemgetter),
+    "blake2b": ((t.photos.c.blake2b,), itemgetter),
+    "format": ((t.photos.c.format,), itemgetter),
+    "width": ((t.photos.c.width,), itemgetter),
+    "height": ((t.photos.c.height,), itemgetter),
+    "make": ((t.devices.c.make,), _text),
+    "model": ((t.devices.c.model,), _text),
+    "captured_at": ((t.photos.c.captured_at,), _local),
+    "offset": ((t.photos.c.utc_offset,), itemgetter),
+    "captured_at_utc": ((t.photos.c.captured_at_utc,), _utc),
+    "time_source": ((t.photos.c.time_source,), itemgetter),
+    "time_zone": ((t.photos.c.time_zone,), itemgetter),
+    "latitude": ((t.gps_positions.c.latitude,), itemgetter),
+    "longitude": ((t.gps_positions.c.longitude,), itemgetter),
+    "altitude": ((t.gps_positions.c.altitude,), itemgetter),
+    "country": ((t.places.c.country_code,), itemgetter),
+    "region": ((t.places.c.region,), _text),
+    "city": ((t.places.c.city,), itemgetter),
+    "lens_model": ((t.photos.c.lens_model,), itemgetter),
+    "iso": ((t.photos.c.iso,), itemgetter),
+    "exposure_time": ((t.photos.c.exposure_time,), itemgetter),
+    "f_number": ((t.photos.c.f_number,), itemgetter),
+    "focal_length": ((t.photos.c.focal_length,), itemgetter),
+    "orientation": ((t.photos.c.orientation,), itemgetter),
+    "software": ((t.photos.c.software,), itemgetter),
+    "error": ((t.photos.c.error,), itemgetter),
+}
+RECORD_KEYS = tuple(FIELDS)
 
 # What a search for whole records selects, in this order (to_record reads the rows by position,
 # for speed; a search for some keys selects theirs, see FIELDS).
@@ -297,58 +342,6 @@ def to_record(row: Any) -> dict[str, Any]:
         "software": software,
         "error": error,
     }
-
-
-def _text(i: int) -> Callable[[Any], Any]:
-    return lambda row: row[i] or None  # "" is stored for an unknown make, model or region
-
-
-def _local(i: int) -> Callable[[Any], Any]:
-    return lambda row: None if (v := row[i]) is None else v.isoformat(timespec="seconds")
-
-
-def _utc(i: int) -> Callable[[Any], Any]:
-    return lambda row: None if (v := row[i]) is None else v.isoformat(timespec="seconds") + "Z"
-
-
-def _path(i: int, j: int) -> Callable[[Any], Any]:
-    return lambda row: _join(from_db(row[i]), from_db(row[j]))
-
-
-# Each key of the record: the columns it is read from, and what makes the getter of its value
-# from their positions in a row. A search for some keys only (a table's nine, a list of paths)
-# selects only their columns: a month's 5,498 rows as a table's records ~60-75 -> ~38 ms. The
-# whole record keeps to_record, written out (3-5 ms faster); the tests check that both agree.
-FIELDS: dict[str, tuple[tuple[Any, ...], Callable[..., Callable[[Any], Any]]]] = {
-    "path": ((t.roots.c.path, t.photos.c.rel_path), _path),
-    "sha256": ((t.photos.c.sha256,), itemgetter),
-    "blake2b": ((t.photos.c.blake2b,), itemgetter),
-    "format": ((t.photos.c.format,), itemgetter),
-    "width": ((t.photos.c.width,), itemgetter),
-    "height": ((t.photos.c.height,), itemgetter),
-    "make": ((t.devices.c.make,), _text),
-    "model": ((t.devices.c.model,), _text),
-    "captured_at": ((t.photos.c.captured_at,), _local),
-    "offset": ((t.photos.c.utc_offset,), itemgetter),
-    "captured_at_utc": ((t.photos.c.captured_at_utc,), _utc),
-    "time_source": ((t.photos.c.time_source,), itemgetter),
-    "time_zone": ((t.photos.c.time_zone,), itemgetter),
-    "latitude": ((t.gps_positions.c.latitude,), itemgetter),
-    "longitude": ((t.gps_positions.c.longitude,), itemgetter),
-    "altitude": ((t.gps_positions.c.altitude,), itemgetter),
-    "country": ((t.places.c.country_code,), itemgetter),
-    "region": ((t.places.c.region,), _text),
-    "city": ((t.places.c.city,), itemgetter),
-    "lens_model": ((t.photos.c.lens_model,), itemgetter),
-    "iso": ((t.photos.c.iso,), itemgetter),
-    "exposure_time": ((t.photos.c.exposure_time,), itemgetter),
-    "f_number": ((t.photos.c.f_number,), itemgetter),
-    "focal_length": ((t.photos.c.focal_length,), itemgetter),
-    "orientation": ((t.photos.c.orientation,), itemgetter),
-    "software": ((t.photos.c.software,), itemgetter),
-    "error": ((t.photos.c.error,), itemgetter),
-}
-assert tuple(FIELDS) == RECORD_KEYS
 
 
 def record_maker(keys: Sequence[str]) -> tuple[list[Any], Callable[[Any], dict[str, Any]]]:
