@@ -652,6 +652,26 @@ def test_the_workers_are_given_files_while_the_folder_is_walked(
         pool.shutdown()
 
 
+def test_a_first_scan_read_early_reports_what_the_walk_passes_over(tmp_path: Path) -> None:
+    """The early first scan (a new catalog file, the workers given files as the walk goes): the
+    links and the FIFO the walk meets between its files are reported, never read, and every
+    photo is stored once."""
+    tree = tmp_path / "tree"
+    for i in range(100):
+        make_photo(tree / f"d{i // 10}" / f"{i:02d}.jpg", model=f"M{i % 3}")
+    (tree / "d3" / "to_folder").symlink_to(tree / "d4")
+    (tree / "d5" / "link.jpg").symlink_to(tree / "d5" / "50.jpg")
+    os.mkfifo(tree / "d7" / "pipe.jpg")
+    summary = ingest.scan_catalog(tmp_path / "c.db", [tree], workers=2)
+    assert (summary.new, summary.failed) == (100, 0)
+    assert sorted(line.split(": ")[0] for line in summary.skipped) == sorted(
+        str(tree / p) for p in ("d3/to_folder", "d5/link.jpg", "d7/pipe.jpg")
+    )
+    with open_catalog(tmp_path / "c.db") as catalog:
+        found = sorted(r["path"] for r in search(catalog, Filter()))
+    assert found == sorted(str(p) for p in tree.glob("d*/[0-9][0-9].jpg"))
+
+
 def test_only_a_new_sqlite_file_is_read_early(tmp_path: Path) -> None:
     from catalog.urls import database_url, new_sqlite_file
 

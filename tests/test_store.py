@@ -473,3 +473,12 @@ def test_the_script_head_is_read_only_from_simple_constants(
     for name, source in {**CHAIN, **extra}.items():
         (tmp_path / name).write_text(source, encoding="utf-8")
     assert _head_of(tmp_path) == head
+
+
+def test_a_script_that_is_not_utf8_leaves_the_head_to_alembic(tmp_path: Path) -> None:
+    from catalog.store import _head_of
+
+    for name, source in CHAIN.items():
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    (tmp_path / "0003_c.py").write_bytes(b'# \xff\nrevision = "0003"\ndown_revision = "0002"\n')
+    assert _head_of(tmp_path) is None
