@@ -286,32 +286,6 @@ def _head_of(versions: Path) -> str | None:
         return None
     heads = set(revisions) - set(revisions.values())
     return heads.pop() if len(heads) == 1 else None
-    import ast
-
-    versions = _migrations() / "versions"
-    revisions: dict[str, str | None] = {}
-    try:
-        for script in versions.glob("*.py"):
-            found: dict[str, Any] = {}
-            for node in ast.parse(script.read_bytes()).body:
-                if isinstance(node, ast.AnnAssign):
-                    target, value = node.target, node.value
-                elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-                    target, value = node.targets[0], node.value
-                else:
-                    continue
-                if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
-                    found[target.id] = value.value
-            if "revision" in found:
-                down = found.get("down_revision")
-                if not isinstance(found["revision"], str) or not isinstance(down, str | None):
-                    return None
-                revisions[found["revision"]] = down
-    except (OSError, SyntaxError, ValueError):
-        return None
-    heads = set(revisions) - set(revisions.values())
-    _HEAD.append(heads.pop() if len(heads) == 1 else None)
-    return _HEAD[0]
 
 
 class Catalog:
