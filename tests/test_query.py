@@ -1,8 +1,10 @@
 """The query layer: table-driven tests of the parsers, then the used-by questions on the corpus,
-whose expected answers are computed from truth.json, never from photocat."""
+whose expected answers are computed from truth.json, never from photocat; last, the record a
+search and `show` give, against extraction's own record of the same file (no database)."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import pytest
@@ -11,7 +13,9 @@ from corpus import readable, truth
 
 from catalog import query
 from catalog.cli import TABLE_COLUMNS
+from catalog.extract import extract
 from catalog.query import Filter, QueryError, TimeBound
+from catalog.store import this_host
 
 
 @pytest.mark.parametrize(
@@ -185,9 +189,9 @@ KEY_SETS = [
 def test_a_search_for_some_keys_gives_exactly_those_of_the_whole_record(
     which: str, f: Filter, request: pytest.FixtureRequest
 ) -> None:
-    """search(..., keys) reads only the keys' columns (FIELDS) and makes them itself; the
-    whole record is to_record's. Both must say the same, key by key, for every photo of the
-    corpus and of the broken corpus (hostile strings, unreadable files)."""
+    """search(..., keys) reads only the keys' columns (FIELDS), at their own positions; the
+    whole record reads all of them (to_record). Both must say the same, key by key, for every
+    photo of the corpus and of the broken corpus (hostile strings, unreadable files)."""
     scanned: Scanned = request.getfixturevalue(which)
     with scanned.open() as catalog:
         whole = list(query.search(catalog, f))
@@ -201,3 +205,43 @@ def test_a_search_for_some_keys_gives_exactly_those_of_the_whole_record(
 def test_a_search_for_a_key_no_record_has_is_refused(corpus_db: Scanned) -> None:
     with corpus_db.open() as catalog, pytest.raises(ValueError, match="no record key 'size'"):
         next(query.search(catalog, Filter(), ("path", "size")))
+
+
+# The record's keys that are a field of the extracted record of the same name.
+SAME_AS_EXTRACTED = (
+    "format", "width", "height", "make", "model", "offset", "time_source", "time_zone",
+    "latitude", "longitude", "altitude", "lens_model", "iso", "exposure_time", "f_number",
+    "focal_length", "orientation", "software", "error",
+)  # fmt: skip
+
+
+def test_the_record_and_show_say_what_the_file_holds(corpus_db: Scanned) -> None:
+    """Every corpus photo's record, as a search gives it and as `show` does, against what
+    extraction reads from the file itself (no database) and what the file system says: the
+    record's columns are named once (FIELDS) and read by position, `show` adds its own."""
+    with corpus_db.open() as catalog:
+        records = list(query.search(catalog, Filter()))
+        assert len(records) == len(truth())
+        for record in records:
+            path = record["path"]
+            extracted = extract(path)
+            want = {key: getattr(extracted, key) for key in SAME_AS_EXTRACTED}
+            assert {key: record[key] for key in SAME_AS_EXTRACTED} == want, path
+            local, utc = extracted.captured_at, extracted.captured_at_utc
+            assert record["captured_at"] == (local and local.isoformat(timespec="seconds"))
+            assert record["captured_at_utc"] == (utc and utc.isoformat(timespec="seconds") + "Z")
+            detail = query.photo_detail(catalog, path)
+            assert detail is not None
+            assert {key: detail[key] for key in query.RECORD_KEYS} == record
+            st = os.stat(path)
+            assert (detail["host"], detail["size"], detail["modified_ns"]) == (
+                this_host(),
+                st.st_size,
+                st.st_mtime_ns,
+            )
+            assert (detail["subsec"], detail["captured_from"], detail["serial"]) == (
+                extracted.subsec,
+                extracted.captured_from,
+                extracted.serial,
+            )
+            assert detail["sha256"] == truth()[os.path.basename(path)]["sha256"]
