@@ -810,6 +810,12 @@ class InertFormatter(logging.Formatter):
         return "\n".join(inert(line) for line in super().formatException(ei).splitlines())
 
 
+# watchdog warns when its recursive walk watches a new folder twice in a race: the folder's
+# callback is replaced, not doubled (harmless), but the warning would name each such folder on
+# stderr. The daemon hides it (daemon_logging); so do the tests that run a Watcher.
+REWATCH_WARNING = "Callback with id"
+
+
 @contextmanager
 def daemon_logging(verbosity: int = 0, stream: Any = None) -> Iterator[None]:
     """stderr logging for the daemon: -1 quiet (warnings), 0 each file, 1 events, 2 watchdog.
@@ -826,8 +832,7 @@ def daemon_logging(verbosity: int = 0, stream: Any = None) -> Iterator[None]:
         lg.propagate = False
     try:
         with warnings.catch_warnings():
-            # watchdog warns when a new folder is watched twice in a race; harmless, noisy
-            warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog")
+            warnings.filterwarnings("ignore", REWATCH_WARNING, RuntimeWarning, "watchdog")
             yield
     finally:
         for lg, (handlers, lv, propagate) in zip(loggers, saved, strict=True):

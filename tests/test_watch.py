@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from catalog.watch import Watcher
 
 REPO = Path(__file__).resolve().parent.parent
 SETTLE = 0.3
+# These tests run the Watcher without the daemon's logging set-up, which hides this warning.
+pytestmark = pytest.mark.filterwarnings(f"ignore:{watch.REWATCH_WARNING}:RuntimeWarning:watchdog")
 TIMEOUT = 20.0
 
 
@@ -394,6 +397,23 @@ def test_what_is_not_a_photo_is_ignored(running: Running, db: str, folder: Path)
     wait_until(lambda: "real.jpg" in rows(db))
     time.sleep(SETTLE * 2)
     assert set(rows(db)) == {"keep.jpg", "2016/a.jpg", "2016/b.jpg", "real.jpg"}
+
+
+def test_the_daemon_hides_watchdogs_rewatch_warning_and_no_other_warning() -> None:
+    rewatch = "Callback with id '1' already exists for watch <Watch wd=5>. It will be Overwritten."
+    where = ("inotify.py", 365)  # watchdog 7's words and place (warn_explicit: no watchdog race)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with watch.daemon_logging(stream=io.StringIO()):
+            warnings.warn_explicit(rewatch, RuntimeWarning, *where, "watchdog.observers.inotify")
+            warnings.warn_explicit("other", RuntimeWarning, *where, "watchdog.observers.inotify")
+            warnings.warn_explicit(rewatch, RuntimeWarning, "x.py", 1, "catalog.watch")
+        warnings.warn_explicit(rewatch, RuntimeWarning, *where, "watchdog.observers.inotify")
+    assert [(str(w.message), w.filename) for w in seen] == [
+        ("other", "inotify.py"),
+        (rewatch, "x.py"),  # not watchdog's
+        (rewatch, "inotify.py"),  # after the daemon
+    ]
 
 
 def test_a_vanished_root_keeps_its_rows_and_is_followed_again_when_back(
