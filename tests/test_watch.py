@@ -35,9 +35,9 @@ from catalog.watch import Watcher
 
 REPO = Path(__file__).resolve().parent.parent
 SETTLE = 0.3
+TIMEOUT = 20.0
 # These tests run the Watcher without the daemon's logging set-up, which hides this warning.
 pytestmark = pytest.mark.filterwarnings(f"ignore:{watch.REWATCH_WARNING}:RuntimeWarning:watchdog")
-TIMEOUT = 20.0
 
 
 # helpers ---------------------------------------------------------------------------------------
