@@ -155,7 +155,10 @@ def scan(
 def search(
     terms: Annotated[
         list[str] | None,
-        typer.Argument(help="Optional field:value terms, e.g. model:SM-G920F date:2016-11."),
+        typer.Argument(
+            help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
+            " model, lens, path, country, city, date, utc, gps, error."
+        ),
     ] = None,
     make: Annotated[
         str | None, typer.Option(help="Camera make (case-insensitive; * ? wildcards).")

@@ -423,6 +423,8 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
 
 
 TERM = re.compile(r"^(?P<key>[a-z_]+):(?P<value>.*)$")
+_TEXT_TERMS = ("make", "model", "lens", "path", "country", "city")
+TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error")  # what a field:value term may name
 
 
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
@@ -435,7 +437,7 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
         if not m:
             raise QueryError(f"not a field:value term: {term!r}")
         key, value = m["key"], m["value"]
-        if key in ("make", "model", "lens", "path", "country", "city"):
+        if key in _TEXT_TERMS:
             f = replace(f, **{key: value})
         elif key in ("date", "utc"):
             lo, sep, hi = value.partition("..")
@@ -447,7 +449,9 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
         elif key == "error":
             f = replace(f, errors=_yes(value, term))
         else:
-            raise QueryError(f"unknown field {key!r} in {term!r}")
+            raise QueryError(
+                f"unknown field {key!r} in {term!r} (the fields: {', '.join(TERM_FIELDS)})"
+            )
     return f
 
 

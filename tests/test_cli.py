@@ -20,7 +20,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from catalog.cli import app
-from catalog.query import RECORD_KEYS
+from catalog.query import RECORD_KEYS, TERM_FIELDS
 
 runner = CliRunner()
 
@@ -214,6 +214,17 @@ def test_every_command_help_ends_with_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
     assert "Example: photocat " + command in " ".join(out.split())
+
+
+def test_search_names_the_term_fields_in_its_help_and_in_the_error_for_another(
+    scanned: str,
+) -> None:
+    code, out, _ = run("search", "--help", env={"COLUMNS": "400"})
+    assert code == 0
+    assert "Fields: " + ", ".join(TERM_FIELDS) + "." in out
+    code, _, err = run("search", "colour:red", "--db", scanned)
+    assert code == 1
+    assert "unknown field 'colour' in 'colour:red' (the fields: " + ", ".join(TERM_FIELDS) in err
 
 
 def test_help_paragraphs_are_reflowed_not_cut_where_the_source_wraps() -> None:
