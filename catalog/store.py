@@ -36,8 +36,8 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from catalog import places
 from catalog import tables as t
@@ -128,9 +128,9 @@ def _make_engine(url: str) -> Engine:
             event.listen(engine, "connect", _sqlite_readonly)
             event.listen(engine, "begin", _sqlite_begin)
             return engine
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(u, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        if path is not None:  # after create_engine, which fails on a driver it cannot load
+            path.parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -689,11 +689,20 @@ def open_catalog(
     """Open (and migrate) the catalog at a path or URL; None means PHOTOCAT_DB, then the default.
     `queries`: for a short read-only command (see make_engine)."""
     url = database_url(db)
-    u = make_url(url)
+    u = _catalog_url(url)
+    shown = u.render_as_string(hide_password=True)
     is_file = u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:")
     if not create and is_file and not Path(str(u.database)).exists():
         raise CatalogError(f"no catalog at {u.database}: run `photocat scan DIR` first")
-    engine = make_engine(url, queries=queries)
+    try:
+        engine = make_engine(url, queries=queries)
+    except (ArgumentError, ImportError) as exc:  # a driver SQLAlchemy or Python cannot load
+        hint = (
+            ' (PostgreSQL: pip install "photocat[postgres]", and a postgresql+psycopg:// URL)'
+            if u.get_backend_name() == "postgresql"
+            else ""
+        )
+        raise CatalogError(f"cannot open catalog {shown}: {exc}{hint}") from exc
     try:
         migrate(engine)
     except CatalogError:
@@ -701,10 +710,26 @@ def open_catalog(
         raise
     except Exception as exc:
         engine.dispose()
-        raise CatalogError(
-            f"cannot open catalog {u.render_as_string(hide_password=True)}: {exc}"
-        ) from exc
+        raise CatalogError(f"cannot open catalog {shown}: {exc}") from exc
     return Catalog(url, engine)
+
+
+BACKENDS = ("sqlite", "postgresql")  # the databases the store writes to (see _insert)
+
+
+def _catalog_url(url: str) -> URL:
+    """`url` parsed, or a CatalogError saying why it is no catalog: not a URL (the text is not
+    repeated: it may hold a password), or a database other than BACKENDS."""
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # no scheme, a port that is no number...
+        raise CatalogError(f"--db is neither a file path nor a database URL: {exc}") from exc
+    if u.get_backend_name() not in BACKENDS:
+        raise CatalogError(
+            f"cannot open catalog {u.render_as_string(hide_password=True)}: a catalog is a"
+            f" SQLite file or a PostgreSQL database, not {u.get_backend_name()!r}"
+        )
+    return u
 
 
 # helpers ---------------------------------------------------------------------------------

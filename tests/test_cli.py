@@ -164,6 +164,32 @@ def test_bad_query_and_missing_catalog_fail_cleanly(scanned: str, tmp_path: Path
     assert code == 2
 
 
+@pytest.mark.parametrize(
+    ("db", "said"),
+    [
+        ("://x", "--db is neither a file path nor a database URL"),
+        ("postgresql://u:SECRET@h:notaport/db", "--db is neither a file path nor a database URL"),
+        ("mysql://u:SECRET@h/db", "a SQLite file or a PostgreSQL database, not 'mysql'"),
+        ("foo://bar", "not 'foo'"),
+        ("postgresql+nosuch://u:SECRET@h/db", 'pip install "photocat[postgres]"'),
+        ("postgresql+psycopg2://u:SECRET@h/db", "postgresql+psycopg2://u:***@h/db"),
+        ("sqlite+nosuch:///{tmp}/sub/c.db", "Can't load plugin"),
+    ],
+)
+@pytest.mark.parametrize("command", ["scan", "search", "watch"])
+def test_a_db_that_is_no_catalog_url_fails_with_a_message(
+    command: str, db: str, said: str, library: Path, tmp_path: Path
+) -> None:
+    args = [library] if command in ("scan", "watch") else []
+    if command == "search" and db.startswith("sqlite"):  # a search makes no catalog file
+        said = "no catalog at"
+    code, out, err = run(command, *args, "--db", db.format(tmp=tmp_path))
+    assert code == 1 and out == ""
+    assert err.startswith("photocat: ") and said in " ".join(err.split()), err
+    assert "SECRET" not in err  # a URL's password is never repeated
+    assert not (tmp_path / "sub").exists()  # nothing made for a catalog that cannot open
+
+
 def test_db_from_environment(library: Path, db: str) -> None:
     env = {"PHOTOCAT_DB": db}
     assert run("scan", library, env=env)[0] == 0
