@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from catalog.errors import CatalogError
+
 DEFAULT_NAME = "catalog.db"
 
 
@@ -16,7 +18,11 @@ def default_path() -> Path:
 
 
 def database_url(db: str | os.PathLike[str] | None = None) -> str:
-    """Turn --db (a path or URL) into a SQLAlchemy URL; None means PHOTOCAT_DB, then the default."""
+    """Turn --db (a path or URL) into a SQLAlchemy URL; None means PHOTOCAT_DB, then the default
+    (an empty PHOTOCAT_DB is unset). An empty --db is an error, not the current folder: it is
+    more likely a script's unset variable than a choice."""
+    if db is not None and not os.fspath(db):
+        raise CatalogError("--db is empty: give a catalog file's path or a database URL")
     value = os.fspath(db) if db is not None else os.environ.get("PHOTOCAT_DB") or None
     if value is None:
         path = default_path()

@@ -174,6 +174,7 @@ def test_bad_query_and_missing_catalog_fail_cleanly(scanned: str, tmp_path: Path
         ("postgresql+nosuch://u:SECRET@h/db", 'pip install "photocat[postgres]"'),
         ("postgresql+psycopg2://u:SECRET@h/db", "postgresql+psycopg2://u:***@h/db"),
         ("sqlite+nosuch:///{tmp}/sub/c.db", "Can't load plugin"),
+        ("", "--db is empty"),
     ],
 )
 @pytest.mark.parametrize("command", ["scan", "search", "watch"])
