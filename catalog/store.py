@@ -723,7 +723,8 @@ def _catalog_url(url: str) -> URL:
     try:
         u = make_url(url)
     except (ArgumentError, ValueError) as exc:  # no scheme, a port that is no number...
-        raise CatalogError(f"--db is neither a file path nor a database URL: {exc}") from exc
+        what = "--db (or PHOTOCAT_DB) is no file path nor database URL"
+        raise CatalogError(f"{what}: {exc}") from exc
     if u.get_backend_name() not in BACKENDS:
         raise CatalogError(
             f"cannot open catalog {u.render_as_string(hide_password=True)}: a catalog is a"

@@ -167,8 +167,8 @@ def test_bad_query_and_missing_catalog_fail_cleanly(scanned: str, tmp_path: Path
 @pytest.mark.parametrize(
     ("db", "said"),
     [
-        ("://x", "--db is neither a file path nor a database URL"),
-        ("postgresql://u:SECRET@h:notaport/db", "--db is neither a file path nor a database URL"),
+        ("://x", "is no file path nor database URL"),
+        ("postgresql://u:SECRET@h:notaport/db", "is no file path nor database URL"),
         ("mysql://u:SECRET@h/db", "a SQLite file or a PostgreSQL database, not 'mysql'"),
         ("foo://bar", "not 'foo'"),
         ("postgresql+nosuch://u:SECRET@h/db", 'pip install "photocat[postgres]"'),
