@@ -106,7 +106,7 @@ def _sqlite_for_writing(dbapi_conn, _record) -> None:  # type: ignore[no-untyped
     dbapi_conn.execute("PRAGMA temp_store = MEMORY")
 
 
-def make_engine(url: str, *, queries: bool = False) -> Engine:
+def make_engine(url: str | URL, *, queries: bool = False) -> Engine:
     """An engine for the catalog at `url`; on SQLite, each connection set up for `queries` (a
     short read-only command: the file mapped into memory, see MMAP_BYTES) or for writing."""
     engine = _make_engine(url)
@@ -116,7 +116,7 @@ def make_engine(url: str, *, queries: bool = False) -> Engine:
     return engine
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str | URL) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         path = Path(u.database) if u.database and u.database != ":memory:" else None
@@ -695,7 +695,7 @@ def open_catalog(
     if not create and is_file and not Path(str(u.database)).exists():
         raise CatalogError(f"no catalog at {u.database}: run `photocat scan DIR` first")
     try:
-        engine = make_engine(url, queries=queries)
+        engine = make_engine(u, queries=queries)  # the URL as parsed and checked above
     except (ArgumentError, ImportError) as exc:  # a driver SQLAlchemy or Python cannot load
         hint = (
             ' (PostgreSQL: pip install "photocat[postgres]", and a postgresql+psycopg:// URL)'
