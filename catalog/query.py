@@ -332,11 +332,8 @@ def search(
 ) -> Iterator[dict[str, Any]]:
     """Stream the records matching a filter: whole, or with only `keys` (in that order), for
     which only the columns those keys need are read (see FIELDS)."""
-    if keys is None:
-        stmt, make = build(f), to_record
-    else:
-        columns, make = record_maker(keys)
-        stmt = build(f, columns)
+    columns, make = (RECORD_COLUMNS, to_record) if keys is None else record_maker(keys)
+    stmt = build(f, columns)
     with catalog.engine.connect() as conn:
         for row in conn.execute(stmt):
             yield make(row)
