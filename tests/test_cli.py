@@ -191,6 +191,14 @@ def test_a_db_that_is_no_catalog_url_fails_with_a_message(
     assert not (tmp_path / "sub").exists()  # nothing made for a catalog that cannot open
 
 
+def test_a_photocat_db_that_is_no_catalog_url_fails_with_a_message() -> None:
+    code, out, err = run("search", env={"PHOTOCAT_DB": "mysql://u:SECRET@h/db"})
+    assert code == 1 and out == ""
+    assert err.startswith("photocat: ") and "not 'mysql'" in err and "SECRET" not in err
+    code, _, err = run("devices", env={"PHOTOCAT_DB": "://x"})
+    assert code == 1 and "--db (or PHOTOCAT_DB) is no file path nor database URL" in err
+
+
 def test_db_from_environment(library: Path, db: str) -> None:
     env = {"PHOTOCAT_DB": db}
     assert run("scan", library, env=env)[0] == 0
