@@ -157,7 +157,7 @@ def search(
         list[str] | None,
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
-            " model, lens, path, country, city, date, utc, gps, error."
+            " model, lens, path, country, city, date, utc, gps, error, near, within."
         ),
     ] = None,
     make: Annotated[
@@ -190,8 +190,20 @@ def search(
         bool, typer.Option("--errors", help="Only files that could not be read.")
     ] = False,
     path: Annotated[str | None, typer.Option(help="Under this folder (or a * pattern).")] = None,
+    near: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LAT,LON",
+            help="Taken within --within of this GPS position (decimal degrees; south and west"
+            " negative).",
+        ),
+    ] = None,
+    within: Annotated[
+        str | None, typer.Option(help="Distance from --near: 500m, 2km (default 1km).")
+    ] = None,
     sort: Annotated[
-        str, typer.Option(help="captured_at, path, make, model, size, iso or id.")
+        str,
+        typer.Option(help="captured_at, path, make, model, size, iso, id or distance (--near)."),
     ] = "captured_at",
     desc: Annotated[bool, typer.Option("--desc", help="Sort descending.")] = False,
     limit: Annotated[int | None, typer.Option(min=0, help="At most this many results.")] = None,
@@ -205,6 +217,9 @@ def search(
 
     Text filters are case-insensitive exact matches; use * and ? as wildcards for a substring
     (--model '*G920*').
+
+    Photos near a place: --near LAT,LON (within 1 km, or --within 300m), nearest first with
+    --sort distance: photocat search --near 48.8584,2.2945 --within 2km --sort distance
 
     Example: photocat search --model SM-G920F --from 2016-11-01 --to 2016-11-30 --format json
     """
@@ -224,6 +239,7 @@ def search(
             # options given beside terms win
             given = _given(make=make, model=model, lens=lens, country=country, city=city)
             f = replace(f, **given)
+        f = query.locate(f, near, within)
         catalog = open_db(db, query=True)
         with catalog:
             if count_only:

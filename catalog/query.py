@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -15,9 +17,10 @@ from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, desc, func, select
+from sqlalchemy import ColumnElement, Select, and_, desc, func, or_, select
 
 from catalog import tables as t
+from catalog.distance import EARTH_RADIUS_M, bounding_box
 from catalog.paths import from_db, to_db
 from catalog.places import SOURCE as PLACE_SOURCE
 from catalog.store import Catalog, this_host
@@ -106,6 +109,7 @@ SORTS = {
     "size": t.photos.c.size,
     "iso": t.photos.c.iso,
     "id": t.photos.c.id,
+    "distance": None,  # from the position searched near, see _order
 }
 
 
@@ -157,6 +161,69 @@ def _end(after: Callable[[], datetime]) -> datetime:
         return datetime.max
 
 
+DEFAULT_WITHIN_M = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    """Photos whose GPS position is at most `radius_m` metres from (latitude, longitude), by the
+    great-circle distance (catalog.distance)."""
+
+    latitude: float
+    longitude: float
+    radius_m: float = DEFAULT_WITHIN_M
+
+
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_POINT = re.compile(rf"\s*({_NUMBER})\s*,\s*({_NUMBER})\s*")
+_DISTANCE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(m|km)\s*", re.IGNORECASE)
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """'48.8584,2.2945' → (latitude, longitude), decimal degrees, south and west negative."""
+    m = _POINT.fullmatch(text)
+    if m is None:
+        raise QueryError(
+            f"not a position: {text!r} (give LAT,LON in decimal degrees, e.g. 48.8584,2.2945)"
+        )
+    latitude, longitude = float(m[1]), float(m[2])
+    if not -90 <= latitude <= 90:
+        raise QueryError(f"{text!r}: latitude {m[1]} is not within -90..90")
+    if not -180 <= longitude <= 180:
+        raise QueryError(f"{text!r}: longitude {m[2]} is not within -180..180")
+    return latitude, longitude
+
+
+def parse_distance(text: str) -> float:
+    """'500m', '2km', '2.5 km' → metres. A unit is required: a bare number could be either."""
+    m = _DISTANCE.fullmatch(text)
+    metres = float(m[1]) * (1000 if m[2].lower() == "km" else 1) if m else math.nan
+    if not math.isfinite(metres):
+        raise QueryError(f"not a distance: {text!r} (give metres or kilometres: 500m, 2km)")
+    return metres
+
+
+def locate(f: Filter, near: str | None = None, within: str | None = None) -> Filter:
+    """`f` searching near the position `near` ('LAT,LON') within the distance `within` ('2km'),
+    as given; either may be None, to keep f's own (or the default distance, 1 km)."""
+    if near is None and within is None:
+        return f
+    if near is not None:
+        latitude, longitude = parse_point(near)
+    elif f.near is not None:
+        latitude, longitude = f.near.latitude, f.near.longitude
+    else:
+        raise QueryError(
+            "a distance (--within, within:) needs a position to measure it from "
+            "(--near LAT,LON or near:LAT,LON)"
+        )
+    if within is not None:
+        radius = parse_distance(within)
+    else:
+        radius = f.near.radius_m if f.near is not None else DEFAULT_WITHIN_M
+    return replace(f, near=Near(latitude, longitude, radius))
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     """What to search for. Text matches are case-insensitive; `*` and `?` are wildcards."""
@@ -172,6 +239,7 @@ class Filter:
     city: str | None = None
     errors: bool | None = None  # True: only files that could not be read; False: none of them
     path: str | None = None  # absolute path prefix or wildcard pattern
+    near: Near | None = None
     sort: str = "captured_at"
     desc: bool = False
     limit: int | None = None
@@ -217,7 +285,7 @@ def lean(f: Filter, *columns: Any) -> Select[Any]:
         stmt = stmt.join(t.roots, t.roots.c.id == t.photos.c.root_id)
     if f.sort in ("make", "model"):
         stmt = stmt.outerjoin(t.devices, t.devices.c.id == t.photos.c.device_id)
-    if f.has_gps is not None:
+    if f.has_gps is not None or f.near is not None:
         stmt = stmt.outerjoin(t.gps_positions, t.gps_positions.c.photo_id == t.photos.c.id)
     conds = _conditions(f)
     return stmt.where(*conds) if conds else stmt
@@ -268,7 +336,59 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(t.photos.c.error.is_(None))
     if f.path is not None:
         conds.append(_path_match(f.path))
+    if f.near is not None:
+        conds.extend(_near_conditions(f.near))
     return conds
+
+
+def _near_conditions(near: Near) -> list[ColumnElement[bool]]:
+    """Within the circle's bounding box (which the (latitude, longitude) index serves), then
+    within the distance itself."""
+    latitude, longitude = t.gps_positions.c.latitude, t.gps_positions.c.longitude
+    south, north, ranges = bounding_box(near.latitude, near.longitude, near.radius_m)
+    conds = [latitude.between(south, north)]
+    if ranges is not None:
+        conds.append(or_(*(longitude.between(west, east) for west, east in ranges)))
+    conds.append(_distance_from(near) <= near.radius_m)
+    return conds
+
+
+def _distance_from(near: Near) -> ColumnElement[float]:
+    """The SQL distance in metres from a photo's GPS position to the one searched near."""
+    position = (t.gps_positions.c.latitude, t.gps_positions.c.longitude)
+    return _distance_function()(*position, near.latitude, near.longitude)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _distance_function() -> Any:
+    """photocat_distance_m(lat1, lon1, lat2, lon2) in SQL: on SQLite the Python function the
+    store registers on each connection (catalog.distance.sql_distance_m; SQLite's own math
+    functions are an optional part of its build); elsewhere (PostgreSQL) the same haversine
+    formula in SQL. Made on first use: most searches never measure a distance."""
+    from sqlalchemy import Float
+    from sqlalchemy.ext.compiler import compiles
+    from sqlalchemy.sql.functions import FunctionElement
+
+    class distance_m(FunctionElement[float]):
+        type = Float()
+        name = "photocat_distance_m"
+        inherit_cache = True
+
+    @compiles(distance_m, "sqlite")
+    def _registered(element: Any, compiler: Any, **kw: Any) -> str:
+        return f"photocat_distance_m({compiler.process(element.clauses, **kw)})"
+
+    @compiles(distance_m)
+    def _formula(element: Any, compiler: Any, **kw: Any) -> str:
+        lat1, lon1, lat2, lon2 = element.clauses
+        half_radians = math.pi / 360  # radians(x) / 2, as catalog.distance computes it
+        a = func.power(func.sin((lat2 - lat1) * half_radians), 2) + func.cos(
+            lat1 * (math.pi / 180)
+        ) * func.cos(lat2 * (math.pi / 180)) * func.power(func.sin((lon2 - lon1) * half_radians), 2)
+        expr = 2 * EARTH_RADIUS_M * func.asin(func.least(1.0, func.sqrt(a)))
+        return str(compiler.process(expr, **kw))
+
+    return distance_m
 
 
 # sort_time is the UTC instant where known, else the local time itself; a UTC offset is always
@@ -311,6 +431,12 @@ def _order(f: Filter) -> list[Any]:
         cols = [t.photos.c.captured_at_utc if utc_bound else t.photos.c.sort_time]
     elif f.sort == "path":
         cols = [t.roots.c.path, t.photos.c.rel_path]
+    elif f.sort == "distance":
+        if f.near is None:
+            raise QueryError(
+                "sorting by distance needs a position (--near LAT,LON or near:LAT,LON)"
+            )
+        cols = [_distance_from(f.near)]
     else:
         cols = [SORTS[f.sort]]
     cols = [c.desc() if f.desc else c.asc() for c in cols]
@@ -421,14 +547,17 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
 
 TERM = re.compile(r"^(?P<key>[a-z_]+):(?P<value>.*)$")
 _TEXT_TERMS = ("make", "model", "lens", "path", "country", "city")
-TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error")  # what a field:value term may name
+# what a field:value term may name
+TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error", "near", "within")
 
 
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
-    `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`, `country:FR`, `city:Paris`.
-    Options given beside win."""
+    `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`, `country:FR`, `city:Paris`,
+    `near:48.8584,2.2945`, `within:2km`. Options given beside win."""
     f = base or Filter()
+    near: str | None = None
+    within: str | None = None
     for term in terms:
         m = TERM.match(term)
         if not m:
@@ -445,11 +574,15 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
             f = replace(f, has_gps=_yes(value, term))
         elif key == "error":
             f = replace(f, errors=_yes(value, term))
+        elif key == "near":
+            near = value
+        elif key == "within":
+            within = value
         else:
             raise QueryError(
                 f"unknown field {key!r} in {term!r} (the fields: {', '.join(TERM_FIELDS)})"
             )
-    return f
+    return locate(f, near, within)
 
 
 def _yes(value: str, term: str) -> bool:

@@ -41,6 +41,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from catalog import places
 from catalog import tables as t
+from catalog.distance import sql_distance_m
 from catalog.errors import CatalogError
 from catalog.paths import from_db, to_db
 from catalog.record import FileEntry, PhotoRecord, tags_json
@@ -67,8 +68,15 @@ def this_host() -> str:
     return os.environ.get("PHOTOCAT_HOST") or socket.gethostname()
 
 
+def _sqlite_functions(dbapi_conn) -> None:  # type: ignore[no-untyped-def]
+    # A search near a position measures distances with this (catalog.query): SQLite's own math
+    # functions are an optional part of its build, and this is the very formula Python uses.
+    dbapi_conn.create_function("photocat_distance_m", 4, sql_distance_m, deterministic=True)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     dbapi_conn.isolation_level = None  # transactions are begun by _sqlite_begin below
+    _sqlite_functions(dbapi_conn)
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA journal_mode = WAL")
@@ -79,6 +87,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 def _sqlite_readonly(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     dbapi_conn.isolation_level = None
+    _sqlite_functions(dbapi_conn)
 
 
 def _sqlite_begin(conn: Connection) -> None:

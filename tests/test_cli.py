@@ -164,6 +164,89 @@ def test_bad_query_and_missing_catalog_fail_cleanly(scanned: str, tmp_path: Path
     assert code == 2
 
 
+# Photos at known positions, with their neighbours: across the antimeridian and around the pole
+# as well as in one city, where a box of latitudes and longitudes alone would go wrong.
+SPOTS = {
+    "eiffel": (48.8584, 2.2945),
+    "trocadero": (48.8616, 2.2893),  # ~0.5 km from the tower
+    "louvre": (48.8606, 2.3376),  # ~3.2 km
+    "fiji_west": (-17.0, 179.995),  # ~1 km apart, on both sides of longitude 180
+    "fiji_east": (-17.0, -179.995),
+    "pole_a": (89.995, 10.0),  # ~1.1 km apart, on both sides of the North Pole
+    "pole_b": (89.995, -170.0),
+    "sydney": (-33.8568, 151.2153),
+}
+
+
+@pytest.fixture
+def trip(tmp_path: Path, db: str) -> str:
+    for name, gps in SPOTS.items():
+        make_photo(tmp_path / "trip" / f"{name}.jpg", gps=gps)
+    make_photo(tmp_path / "trip" / "no_gps.jpg")
+    code, _, err = run("scan", tmp_path / "trip", "--db", db)
+    assert code == 0, err
+    return db
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--near", "48.8584,2.2945"], ["eiffel", "trocadero"]),  # 1 km unless told
+        (["--near", "48.8584,2.2945", "--within", "5km"], ["eiffel", "louvre", "trocadero"]),
+        (["--near", "48.8584,2.2945", "--within", "100m"], ["eiffel"]),
+        (["--near", "48.8584,2.2945", "--within", "5km", "--sort", "distance"],
+         ["eiffel", "trocadero", "louvre"]),  # nearest first
+        (["--near", "48.8584,2.2945", "--within", "5km", "--sort", "distance", "--desc",
+          "--limit", "1"], ["louvre"]),
+        (["near:48.8584,2.2945", "within:5km", "--sort", "distance"],
+         ["eiffel", "trocadero", "louvre"]),
+        (["near:48.8584,2.2945", "--within", "600m"], ["eiffel", "trocadero"]),
+        (["--near", "-17,180", "--within", "1km"], ["fiji_east", "fiji_west"]),
+        (["--near", "-17,-179.995", "--within", "1.1km", "--sort", "distance"],
+         ["fiji_east", "fiji_west"]),
+        (["--near", "90,0", "--within", "1km"], ["pole_a", "pole_b"]),
+        (["--near", "89.995,10", "--within", "1200m", "--sort", "distance"],
+         ["pole_a", "pole_b"]),
+        (["--near", "-33.8568,151.2153"], ["sydney"]),  # south and east, without "="
+        (["--near", "0,0", "--within", "1000km"], []),
+        (["--near", "0,0", "--within", "20100km", "--sort", "path"], sorted(SPOTS)),
+    ],
+)  # fmt: skip
+def test_search_near_a_position(trip: str, args: list[str], expected: list[str]) -> None:
+    code, out, err = run("search", *args, "--format", "paths", "--db", trip)
+    assert code == 0, err
+    got = [Path(line).stem for line in out.splitlines()]
+    assert (got if "--sort" in args else sorted(got)) == expected
+    if "--limit" not in args:  # a count is of every match
+        code, out, _ = run("search", *args, "--count", "--db", trip)
+        assert code == 0 and int(out) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--near", "91,0"], "latitude 91 is not within -90..90"),
+        (["--near", "0,-181"], "longitude -181 is not within -180..180"),
+        (["--near", "48.8584"], "not a position: '48.8584'"),
+        (["--near", "nan,0"], "not a position"),
+        (["--near", "\x1b[31m1,2"], "not a position: '\\x1b[31m1,2'"),  # shown inert
+        (["--near", "1,2", "--within", "5"], "not a distance: '5'"),
+        (["--within", "1km"], "needs a position"),
+        (["within:1km"], "needs a position"),
+        (["--sort", "distance"], "sorting by distance needs a position"),
+        (["--near", "1,2", "--sort", "distance", "--count", "--within", "2 miles"],
+         "not a distance"),
+    ],
+)  # fmt: skip
+def test_search_near_a_position_refuses_what_it_cannot_measure(
+    trip: str, args: list[str], said: str
+) -> None:
+    code, out, err = run("search", *args, "--db", trip)
+    assert code == 1 and out == ""
+    assert err.startswith("photocat: ") and said in err, err
+    assert "\x1b" not in err
+
+
 @pytest.mark.parametrize(
     ("db", "said"),
     [

@@ -13,8 +13,9 @@ from corpus import readable, truth
 
 from catalog import query
 from catalog.cli import TABLE_COLUMNS
+from catalog.distance import distance_m
 from catalog.extract import extract
-from catalog.query import Filter, QueryError, TimeBound
+from catalog.query import Filter, Near, QueryError, TimeBound
 from catalog.store import this_host
 
 
@@ -71,16 +72,57 @@ def test_bad_dates_are_query_errors(text: str) -> None:
         (["gps:no"], Filter(has_gps=False)),
         (["error:yes"], Filter(errors=True)),
         (["lens:*50mm*"], Filter(lens="*50mm*")),
+        (["near:48.8584,2.2945"], Filter(near=Near(48.8584, 2.2945, 1000.0))),
+        (["near: -33.8568 , 151.2153", "within:300m"], Filter(near=Near(-33.8568, 151.2153, 300))),
+        (["within:2.5km", "near:90,-180"], Filter(near=Near(90, -180, 2500.0))),  # any order
+        (["near:1,2", "within:0M", "near:-1,-2"], Filter(near=Near(-1, -2, 0.0))),  # last wins
+        (["near:.5,-.5", "within:.5 Km"], Filter(near=Near(0.5, -0.5, 500.0))),
     ],
 )
 def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
     assert query.parse_terms(terms) == expected
 
 
-@pytest.mark.parametrize("terms", [["model"], ["colour:red"], ["gps:maybe"], ["date:2016-99"]])
+@pytest.mark.parametrize(
+    "terms",
+    [
+        ["model"],
+        ["colour:red"],
+        ["gps:maybe"],
+        ["date:2016-99"],
+        ["near:91,0"],  # latitude beyond a pole
+        ["near:0,180.5"],
+        ["near:48.8584"],  # one number
+        ["near:48.8584,2.2945,10"],
+        ["near:nan,0"],
+        ["near:inf,0"],
+        ["near:1e1,0"],  # decimal degrees only
+        ["near:48°51'N,2°17'E"],
+        ["near:"],
+        ["within:2km"],  # a distance from nowhere
+        ["near:1,2", "within:5"],  # no unit
+        ["near:1,2", "within:-1km"],
+        ["near:1,2", "within:2 miles"],
+        ["near:1,2", "within:" + "9" * 400 + "km"],  # beyond any float
+    ],
+)
 def test_bad_terms_are_query_errors(terms: list[str]) -> None:
     with pytest.raises(QueryError):
         query.parse_terms(terms)
+
+
+def test_options_beside_terms_set_the_circle() -> None:
+    f = query.parse_terms(["near:1,2", "within:5km"])
+    assert query.locate(f, within="300m").near == Near(1, 2, 300)  # --within beside near:
+    assert query.locate(f, near="3,4").near == Near(3, 4, 5000)  # --near beside within:
+    assert query.locate(Filter(), near="3,4").near == Near(3, 4, 1000)  # 1 km by default
+    with pytest.raises(QueryError, match="needs a position"):
+        query.locate(Filter(), within="1km")
+
+
+def test_sorting_by_distance_needs_a_position(corpus_db: Scanned) -> None:
+    with corpus_db.open() as catalog, pytest.raises(QueryError, match="needs a position"):
+        list(query.search(catalog, Filter(sort="distance")))
 
 
 # --- the used-by questions on the real corpus ------------------------------------------------
@@ -152,6 +194,57 @@ def test_has_gps_and_no_gps_split_the_corpus(corpus_db: Scanned) -> None:
     assert want
     assert found(corpus_db, Filter(has_gps=True)) == want
     assert found(corpus_db, Filter(has_gps=False)) == set(truth()) - want  # unread ones too
+
+
+def positions() -> dict[str, tuple[float, float]]:
+    return {
+        name: (t["gps_latitude"], t["gps_longitude"])
+        for name, t in truth().items()
+        if t["gps_latitude"] is not None and t["gps_longitude"] is not None
+    }
+
+
+# Reaches from a street to half the Earth; truth.json's positions are ExifTool's, the catalog's
+# its own reading of the same rationals, so a photo within a metre of the circle may go either way.
+RADII = (10, 1_000, 30_000, 500_000, 3_000_000, 10_000_000, 20_100_000)
+
+
+def test_near_finds_exactly_the_photos_within_the_distance(corpus_db: Scanned) -> None:
+    """Around every GPS photo of the corpus (and points of no photo: the antimeridian, a pole),
+    at each reach: the photos ExifTool's positions put within it, by the independent distance."""
+    where = positions()
+    assert len(where) > 20
+    centres = [*where.values(), (0.0, 180.0), (-17.0, -179.9), (89.0, 0.0), (-90.0, 0.0)]
+    with corpus_db.open() as catalog:
+        for centre in centres:
+            for radius in RADII:
+                near = Near(*centre, radius)
+                got = {
+                    r["path"].rsplit("/", 1)[1] for r in query.search(catalog, Filter(near=near))
+                }
+                d = {name: distance_m(*centre, *p) for name, p in where.items()}
+                assert {n for n, m in d.items() if m <= radius - 1} <= got, near
+                assert got <= {n for n, m in d.items() if m <= radius + 1}, near
+                assert query.count(catalog, Filter(near=near)) == len(got), near
+
+
+def test_nearest_first_and_limited(corpus_db: Scanned) -> None:
+    lat, lon = positions()["exifsamples__jpg__gps__DSCN0029.jpg"]
+    near = Near(lat, lon, 2_000_000)
+    with corpus_db.open() as catalog:
+        rows = list(query.search(catalog, Filter(near=near, sort="distance")))
+        assert len(rows) > 5
+        d = [distance_m(lat, lon, r["latitude"], r["longitude"]) for r in rows]
+        assert d == sorted(d) and d[0] < 0.01  # the photo itself first (truth.json: ExifTool)
+        far = list(query.search(catalog, Filter(near=near, sort="distance", desc=True)))
+        assert far == rows[::-1]  # ties (two photos at 0,0) by id, also reversed
+        first = list(query.search(catalog, Filter(near=near, sort="distance", limit=3)))
+        assert first == rows[:3]
+        assert query.count(catalog, Filter(near=near, sort="distance", limit=3)) == len(rows)
+        # with other filters: the same photos, fewer
+        within_gps = list(query.search(catalog, Filter(near=near, has_gps=True)))
+        assert {r["path"] for r in within_gps} == {r["path"] for r in rows}
+        assert not list(query.search(catalog, Filter(near=near, has_gps=False)))
 
 
 def test_unread_formats_are_catalogued_with_an_error(corpus_db: Scanned) -> None:
