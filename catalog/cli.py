@@ -157,7 +157,8 @@ def search(
         list[str] | None,
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
-            " model, lens, path, country, city, date, utc, gps, error, near, within."
+            " model, lens, path, country, city, sha256, blake2b, date, utc, gps, error, near,"
+            " within."
         ),
     ] = None,
     make: Annotated[
@@ -201,6 +202,17 @@ def search(
     within: Annotated[
         str | None, typer.Option(help="Distance from --near: 500m, 2km (default 1km).")
     ] = None,
+    sha256: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HEX",
+            help="Files with this SHA-256 digest (64 hex digits, or the first 8 or more).",
+        ),
+    ] = None,
+    blake2b: Annotated[
+        str | None,
+        typer.Option(metavar="HEX", help="Files with this BLAKE2b-256 digest (as --sha256)."),
+    ] = None,
     sort: Annotated[
         str,
         typer.Option(help="captured_at, path, make, model, size, iso, id or distance (--near)."),
@@ -230,14 +242,18 @@ def search(
     try:
         f = query.Filter(
             make=make, model=model, lens=lens, utc=utc, has_gps=gps, country=country, city=city,
-            errors=True if errors else None, path=path, sort=sort, desc=desc, limit=limit,
+            errors=True if errors else None, path=path, sha256=sha256, blake2b=blake2b,
+            sort=sort, desc=desc, limit=limit,
             date_from=query.TimeBound.parse(date_from) if date_from else None,
             date_to=query.TimeBound.parse(date_to) if date_to else None,
         )  # fmt: skip
         if terms:
             f = query.parse_terms(terms, f)
             # options given beside terms win
-            given = _given(make=make, model=model, lens=lens, country=country, city=city)
+            given = _given(
+                make=make, model=model, lens=lens, country=country, city=city, sha256=sha256,
+                blake2b=blake2b,
+            )  # fmt: skip
             f = replace(f, **given)
         f = query.locate(f, near, within)
         catalog = open_db(db, query=True)

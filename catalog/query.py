@@ -240,6 +240,8 @@ class Filter:
     errors: bool | None = None  # True: only files that could not be read; False: none of them
     path: str | None = None  # absolute path prefix or wildcard pattern
     near: Near | None = None
+    sha256: str | None = None  # a digest in hex, or its first 8 or more digits
+    blake2b: str | None = None
     sort: str = "captured_at"
     desc: bool = False
     limit: int | None = None
@@ -338,7 +340,31 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(_path_match(f.path))
     if f.near is not None:
         conds.extend(_near_conditions(f.near))
+    for algorithm, column in DIGESTS.items():
+        value = getattr(f, algorithm)
+        if value is not None:
+            conds.append(_digest_match(algorithm, column, value))
     return conds
+
+
+# Each digest's column (scan --hash), searched only under its own name: never mixed.
+DIGESTS = {"sha256": t.photos.c.sha256, "blake2b": t.photos.c.blake2b}
+DIGEST_NAMES = {"sha256": "SHA-256", "blake2b": "BLAKE2b-256"}
+_HEX_DIGEST = re.compile(r"[0-9a-f]{8,64}")
+
+
+def _digest_match(algorithm: str, column: Any, value: str) -> ColumnElement[bool]:
+    """Files with this digest, or (for fewer than its 64 digits) whose digest begins with it:
+    a range of the column's index, whatever the database's collation."""
+    digits = value.strip().lower()
+    if not _HEX_DIGEST.fullmatch(digits):
+        raise QueryError(
+            f"not a {DIGEST_NAMES[algorithm]} digest: {value!r} "
+            "(64 hex digits, or the first 8 or more)"
+        )
+    if len(digits) == 64:
+        return column == digits  # type: ignore[no-any-return]
+    return and_(column >= digits, column < digits + "g")  # "g" follows every hex digit
 
 
 def _near_conditions(near: Near) -> list[ColumnElement[bool]]:
@@ -545,8 +571,8 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
         ]
 
 
-TERM = re.compile(r"^(?P<key>[a-z_]+):(?P<value>.*)$")
-_TEXT_TERMS = ("make", "model", "lens", "path", "country", "city")
+TERM = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*):(?P<value>.*)$")
+_TEXT_TERMS = ("make", "model", "lens", "path", "country", "city", "sha256", "blake2b")
 # what a field:value term may name
 TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error", "near", "within")
 
@@ -554,7 +580,7 @@ TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error", "near", "within")
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
     `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`, `country:FR`, `city:Paris`,
-    `near:48.8584,2.2945`, `within:2km`. Options given beside win."""
+    `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`. Options given beside win."""
     f = base or Filter()
     near: str | None = None
     within: str | None = None

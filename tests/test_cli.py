@@ -4,6 +4,7 @@ reopening the catalog afterwards to check what it holds."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -245,6 +246,25 @@ def test_search_near_a_position_refuses_what_it_cannot_measure(
     assert code == 1 and out == ""
     assert err.startswith("photocat: ") and said in err, err
     assert "\x1b" not in err
+
+
+def test_search_by_digest_under_its_own_algorithm(library: Path, db: str) -> None:
+    code, _, err = run("scan", library, "--hash", "blake2b", "--db", db)
+    assert code == 0, err
+    a = hashlib.blake2b((library / "a.jpg").read_bytes(), digest_size=32).hexdigest()
+    for args in (
+        ["--blake2b", a],
+        ["--blake2b", a[:8].upper()],
+        [f"blake2b:{a[:10]}"],
+        ["blake2b:00000000", "--blake2b", a],  # the option beside a term wins
+    ):
+        code, out, err = run("search", *args, "--format", "paths", "--db", db)
+        assert code == 0 and out == f"{library / 'a.jpg'}\n", (args, err)
+    sha = hashlib.sha256((library / "a.jpg").read_bytes()).hexdigest()
+    code, out, _ = run("search", "--sha256", sha, "--count", "--db", db)  # not hashed so
+    assert code == 0 and out.strip() == "0"
+    code, out, err = run("search", "--sha256", "abc", "--db", db)
+    assert code == 1 and out == "" and "not a SHA-256 digest: 'abc'" in err
 
 
 @pytest.mark.parametrize(

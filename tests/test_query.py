@@ -4,6 +4,7 @@ search and `show` give, against extraction's own record of the same file (no dat
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import datetime
 
@@ -77,6 +78,8 @@ def test_bad_dates_are_query_errors(text: str) -> None:
         (["within:2.5km", "near:90,-180"], Filter(near=Near(90, -180, 2500.0))),  # any order
         (["near:1,2", "within:0M", "near:-1,-2"], Filter(near=Near(-1, -2, 0.0))),  # last wins
         (["near:.5,-.5", "within:.5 Km"], Filter(near=Near(0.5, -0.5, 500.0))),
+        (["sha256:9F86D081"], Filter(sha256="9F86D081")),  # checked when searched
+        (["blake2b:" + "0" * 64], Filter(blake2b="0" * 64)),
     ],
 )
 def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
@@ -245,6 +248,36 @@ def test_nearest_first_and_limited(corpus_db: Scanned) -> None:
         within_gps = list(query.search(catalog, Filter(near=near, has_gps=True)))
         assert {r["path"] for r in within_gps} == {r["path"] for r in rows}
         assert not list(query.search(catalog, Filter(near=near, has_gps=False)))
+
+
+def test_a_digest_finds_exactly_the_files_with_those_bytes(corpus_db: Scanned) -> None:
+    """Every corpus file by its SHA-256 (hashed here, not by photocat), whole or its first
+    digits, in either case; the BLAKE2b column the scan did not fill finds nothing."""
+    digests = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in corpus_db.folder.iterdir()
+        if p.name in truth()
+    }
+    assert len(digests) == len(truth())
+    with corpus_db.open() as catalog:
+        for name, digest in sorted(digests.items()):
+            same = {n for n, d in digests.items() if d == digest}
+            assert found(corpus_db, Filter(sha256=digest)) == same, name
+            assert found(corpus_db, Filter(sha256=digest.upper())) == same, name
+            for digits in (8, 12, 63):
+                prefix = digest[:digits]
+                want = {n for n, d in digests.items() if d.startswith(prefix)}
+                assert found(corpus_db, Filter(sha256=prefix)) == want, (name, prefix)
+                assert query.count(catalog, Filter(sha256=prefix)) == len(want)
+            assert not found(corpus_db, Filter(blake2b=digest))
+
+
+@pytest.mark.parametrize(
+    "value", ["", "9f86d08", "9f86d081" + "0" * 57, "9f86d08g", "9f86 d081", "'; drop table x"]
+)
+def test_a_value_that_is_no_digest_is_a_query_error(corpus_db: Scanned, value: str) -> None:
+    with corpus_db.open() as catalog, pytest.raises(QueryError, match="not a SHA-256 digest"):
+        query.count(catalog, Filter(sha256=value))
 
 
 def test_unread_formats_are_catalogued_with_an_error(corpus_db: Scanned) -> None:
