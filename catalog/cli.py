@@ -366,6 +366,48 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
     _emit(rows, fmt, keys, keys)
 
 
+class DigestChoice(StrEnum):
+    sha256 = "sha256"
+    blake2b = "blake2b"
+
+
+@app.command()
+def duplicates(
+    hash_with: Annotated[
+        DigestChoice,
+        typer.Option("--hash", help="Which digest to compare (scan --hash).", case_sensitive=False),
+    ] = DigestChoice.sha256,
+    path: Annotated[
+        str | None, typer.Option(help="Only files under this folder, compared with each other.")
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+    db: DbOption = None,
+) -> None:
+    """Files whose bytes are the same as another's: each copy, with its digest and how many
+    copies there are, the largest files first.
+
+    Files not hashed yet (or scanned with another --hash) have no digest to compare: how many
+    there are is said on stderr.
+
+    Example: photocat duplicates --path ~/Pictures --format csv
+    """
+    from catalog import query
+
+    with open_db(db, query=True) as catalog:
+        try:
+            rows, unhashed = query.duplicates(catalog, hash_with.value, path)
+        except query.QueryError as exc:
+            fail(str(exc))
+    if unhashed:
+        typer.echo(
+            f"photocat: {unhashed} file(s) have no {hash_with.value} digest (not hashed yet, "
+            "unreadable, or scanned with another --hash): their copies are not listed",
+            err=True,
+        )
+    keys = (hash_with.value, "copies", "size", "path")
+    _emit(rows, fmt, keys, keys)
+
+
 @app.command()
 def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
     """Each place photos were taken in or near: photo count, first and last capture time.

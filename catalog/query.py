@@ -528,6 +528,48 @@ def devices(catalog: Catalog) -> list[dict[str, Any]]:
         ]
 
 
+def duplicates(
+    catalog: Catalog, algorithm: str = "sha256", path: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Files whose bytes are another's too (the same `algorithm` digest), under `path` if given:
+    one record per file (the digest, how many copies, size, path), the largest files first, a
+    group's copies together, by path. Also how many files there have no such digest (not hashed
+    yet, or hashed with the other algorithm): their copies cannot be listed."""
+    if algorithm not in DIGESTS:
+        raise QueryError(f"no digest {algorithm!r}; choose one of {', '.join(DIGESTS)}")
+    column = DIGESTS[algorithm]
+    f = Filter(path=path)
+    groups = (
+        lean(f, column.label("digest"), func.count().label("copies"))
+        .where(column.is_not(None))
+        .group_by(column)
+        .having(func.count() > 1)
+        .subquery()
+    )
+    stmt = (
+        select(
+            groups.c.digest, groups.c.copies, t.photos.c.size, t.roots.c.path, t.photos.c.rel_path
+        )
+        .select_from(t.photos)
+        .join(groups, column == groups.c.digest)
+        .join(t.roots, t.roots.c.id == t.photos.c.root_id)
+        .where(*_conditions(f))
+        .order_by(t.photos.c.size.desc(), groups.c.digest, t.roots.c.path, t.photos.c.rel_path)
+    )
+    unhashed = lean(f, func.count()).where(column.is_(None))
+    with catalog.engine.connect() as conn:
+        rows = [
+            {
+                algorithm: digest,
+                "copies": copies,
+                "size": size,
+                "path": _join(from_db(root), from_db(rel)),
+            }
+            for digest, copies, size, root, rel in conn.execute(stmt)
+        ]
+        return rows, int(conn.execute(unhashed).scalar_one())
+
+
 def places(catalog: Catalog) -> list[dict[str, Any]]:
     """Each place photos were found in (nearest town to their GPS position), with its photo
     count and first/last capture time; most photos first."""

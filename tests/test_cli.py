@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -267,6 +268,29 @@ def test_search_by_digest_under_its_own_algorithm(library: Path, db: str) -> Non
     assert code == 1 and out == "" and "not a SHA-256 digest: 'abc'" in err
 
 
+def test_duplicates_lists_each_copy_and_says_what_it_could_not_compare(
+    library: Path, db: str
+) -> None:
+    shutil.copyfile(library / "a.jpg", library / "sub" / "=copy of a.jpg")
+    code, _, err = run("scan", library, "--db", db)
+    assert code == 0, err
+    digest = hashlib.sha256((library / "a.jpg").read_bytes()).hexdigest()
+    code, out, err = run("duplicates", "--format", "csv", "--db", db)
+    assert code == 0 and err == "", err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [list(r.values()) for r in rows] == [
+        [digest, "2", str((library / "a.jpg").stat().st_size), str(p)]
+        for p in (library / "a.jpg", library / "sub" / "=copy of a.jpg")
+    ]
+    code, out, _ = run("duplicates", "--format", "paths0", "--path", library / "sub", "--db", db)
+    assert code == 0 and out == ""  # one copy under sub/: nothing to pair it with
+    code, out, err = run("duplicates", "--hash", "blake2b", "--format", "json", "--db", db)
+    assert code == 0 and json.loads(out) == []
+    assert "5 file(s) have no blake2b digest" in err  # a.jpg, its copy, b, c and bad.jpg
+    code, _, err = run("duplicates", "--hash", "md5", "--db", db)
+    assert code == 2
+
+
 @pytest.mark.parametrize(
     ("db", "said"),
     [
@@ -347,7 +371,9 @@ def test_devices_counts_and_dates(scanned: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["scan", "search", "show", "devices", "places", "watch"])
+@pytest.mark.parametrize(
+    "command", ["scan", "search", "show", "devices", "places", "duplicates", "watch"]
+)
 def test_every_command_help_ends_with_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
@@ -436,6 +462,7 @@ def photocat(
         ["search", "--format", "paths0"],
         ["search", "--count"],
         ["devices"],
+        ["duplicates"],
         ["show", "{library}/a.jpg"],
         ["scan", "{library}"],  # its summary line
     ],
@@ -467,11 +494,14 @@ def test_query_commands_open_the_catalog_mapped_and_scan_does_not(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(catalog.store, "open_catalog", recording)
-    for command in ("scan", "search", "devices", "places"):
+    for command in ("scan", "search", "devices", "places", "duplicates"):
         args = ["scan", library] if command == "scan" else [command]
         code, _, err = run(*args, "--db", db)
         assert code == 0, err
-    assert opened == [("scan", False), ("search", True), ("devices", True), ("places", True)]
+    assert opened == [
+        ("scan", False), ("search", True), ("devices", True), ("places", True),
+        ("duplicates", True),
+    ]  # fmt: skip
 
 
 def test_the_console_command_ends_with_its_status_and_all_of_its_output(
@@ -540,6 +570,7 @@ _GC_AT_OPEN = (  # setup for _console: the collector's state as the catalog is o
         ["search", "--count"],
         ["devices"],
         ["places"],
+        ["duplicates"],
         ["show", "{library}/a.jpg"],
     ],
 )

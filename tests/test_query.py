@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from conftest import Scanned
-from corpus import readable, truth
+from corpus import IMAGES, readable, require_corpus, truth
 
 from catalog import query
 from catalog.cli import TABLE_COLUMNS
 from catalog.distance import distance_m
 from catalog.extract import extract
+from catalog.ingest import scan
 from catalog.query import Filter, Near, QueryError, TimeBound
-from catalog.store import this_host
+from catalog.store import open_catalog, this_host
 
 
 @pytest.mark.parametrize(
@@ -278,6 +282,70 @@ def test_a_digest_finds_exactly_the_files_with_those_bytes(corpus_db: Scanned) -
 def test_a_value_that_is_no_digest_is_a_query_error(corpus_db: Scanned, value: str) -> None:
     with corpus_db.open() as catalog, pytest.raises(QueryError, match="not a SHA-256 digest"):
         query.count(catalog, Filter(sha256=value))
+
+
+def test_the_corpus_is_hashed_whole_and_holds_no_two_files_alike(corpus_db: Scanned) -> None:
+    with corpus_db.open() as catalog:
+        assert query.duplicates(catalog) == ([], 0)
+
+
+def digest_of(algorithm: str, path: Path) -> str:
+    h = hashlib.blake2b(digest_size=32) if algorithm == "blake2b" else hashlib.new(algorithm)
+    h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+# Copies of real corpus files in two folders: three of one, two of another, one alone.
+COPIES = {
+    "x/one.jpg": "exiftool__t__images__Apple.jpg",
+    "x/sub/two.jpg": "exiftool__t__images__Apple.jpg",
+    "y/three.jpg": "exiftool__t__images__Apple.jpg",
+    "x/=four.heic": "mei__heic__Issue_263_dotnet.heic",
+    "y/five.heic": "mei__heic__Issue_263_dotnet.heic",
+    "x/six.jpg": "mei__jpg__Apple_iPhone_6.jpg",
+}
+
+
+def expected_duplicates(tree: Path, algorithm: str, under: Path) -> list[dict[str, object]]:
+    """What duplicates() must say, from digests hashed here: each file under `under` whose
+    digest another file there shares, the largest first, then by digest and path."""
+    digests = {
+        tree / rel: digest_of(algorithm, tree / rel)
+        for rel in COPIES
+        if (tree / rel).is_relative_to(under)
+    }
+    shared = Counter(digests.values())
+    rows = [
+        {algorithm: d, "copies": shared[d], "size": path.stat().st_size, "path": str(path)}
+        for path, d in digests.items()
+        if shared[d] > 1
+    ]
+    return sorted(rows, key=lambda r: (-r["size"], r[algorithm], r["path"]))  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "blake2b", None])
+def test_duplicates_are_the_files_with_the_same_bytes(
+    tmp_path: Path, db: str, algorithm: str | None
+) -> None:
+    require_corpus()
+    tree = tmp_path / "tree"
+    for rel, name in COPIES.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(IMAGES / name, tree / rel)
+    with open_catalog(db) as catalog:
+        scan(catalog, [tree], workers=2, hash_with=algorithm)
+        for asked in ("sha256", "blake2b"):
+            if asked != algorithm:  # nothing to compare: every file said to have no digest
+                assert query.duplicates(catalog, asked) == ([], len(COPIES))
+                continue
+            rows, unhashed = query.duplicates(catalog, asked)
+            assert (rows, unhashed) == (expected_duplicates(tree, asked, tree), 0)
+            assert sorted(r["copies"] for r in rows) == [2, 2, 3, 3, 3]
+            rows, unhashed = query.duplicates(catalog, asked, str(tree / "x"))  # among x's only
+            assert (rows, unhashed) == (expected_duplicates(tree, asked, tree / "x"), 0)
+            assert {Path(r["path"]).name for r in rows} == {"one.jpg", "two.jpg"}
+        with pytest.raises(QueryError, match="no digest 'md5'"):
+            query.duplicates(catalog, "md5")
 
 
 def test_unread_formats_are_catalogued_with_an_error(corpus_db: Scanned) -> None:
