@@ -570,6 +570,53 @@ def duplicates(
         return rows, int(conn.execute(unhashed).scalar_one())
 
 
+def _catalogued_here(folders: Sequence[str]) -> list[ColumnElement[bool]]:
+    """Files catalogued on this machine (the only ones it can read), under any of `folders`
+    (all of them when there is none)."""
+    conds = [t.roots.c.host == this_host()]
+    if folders:
+        conds.append(or_(*(_path_match(folder) for folder in folders)))
+    return conds
+
+
+def count_catalogued(catalog: Catalog, folders: Sequence[str] = ()) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(t.photos)
+        .join(t.roots, t.roots.c.id == t.photos.c.root_id)
+        .where(*_catalogued_here(folders))
+    )
+    with catalog.engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+def catalogued_files(
+    catalog: Catalog, algorithm: str, folders: Sequence[str] = (), batch: int = 1000
+) -> Iterator[tuple[str, str | None]]:
+    """(path, its `algorithm` digest or None) of each file catalogued on this machine under
+    `folders` (all when there is none), by id, read `batch` rows at a time: no connection is
+    held while the caller works through a page (a watcher may be writing meanwhile)."""
+    column = DIGESTS[algorithm]
+    conds = _catalogued_here(folders)
+    after = 0
+    while True:
+        stmt = (
+            select(t.photos.c.id, t.roots.c.path, t.photos.c.rel_path, column)
+            .select_from(t.photos)
+            .join(t.roots, t.roots.c.id == t.photos.c.root_id)
+            .where(*conds, t.photos.c.id > after)
+            .order_by(t.photos.c.id)
+            .limit(batch)
+        )
+        with catalog.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        if not rows:
+            return
+        after = rows[-1][0]
+        for _, root, rel, digest in rows:
+            yield _join(from_db(root), from_db(rel)), digest
+
+
 def places(catalog: Catalog) -> list[dict[str, Any]]:
     """Each place photos were found in (nearest town to their GPS position), with its photo
     count and first/last capture time; most photos first."""

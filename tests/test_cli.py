@@ -372,7 +372,7 @@ def test_devices_counts_and_dates(scanned: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["scan", "search", "show", "devices", "places", "duplicates", "watch"]
+    "command", ["scan", "search", "show", "devices", "places", "duplicates", "verify", "watch"]
 )
 def test_every_command_help_ends_with_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
@@ -463,6 +463,7 @@ def photocat(
         ["search", "--count"],
         ["devices"],
         ["duplicates"],
+        ["verify", "--all"],
         ["show", "{library}/a.jpg"],
         ["scan", "{library}"],  # its summary line
     ],
@@ -494,13 +495,13 @@ def test_query_commands_open_the_catalog_mapped_and_scan_does_not(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(catalog.store, "open_catalog", recording)
-    for command in ("scan", "search", "devices", "places", "duplicates"):
+    for command in ("scan", "search", "devices", "places", "duplicates", "verify"):
         args = ["scan", library] if command == "scan" else [command]
         code, _, err = run(*args, "--db", db)
         assert code == 0, err
     assert opened == [
         ("scan", False), ("search", True), ("devices", True), ("places", True),
-        ("duplicates", True),
+        ("duplicates", True), ("verify", False),  # reads files for long: never mapped
     ]  # fmt: skip
 
 
