@@ -155,3 +155,17 @@ def test_the_command_lists_what_did_not_verify_and_exits_1(tree: Path, db: str) 
     assert "\x1b" not in done.stdout  # the hostile name, escaped
     done = runner.invoke(app, ["verify", str(tree / "nowhere"), "--db", db])
     assert done.exit_code == 1 and "nothing catalogued on this machine under" in done.stderr
+
+
+def test_only_the_files_catalogued_on_this_machine(
+    tree: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog shared by several machines (PostgreSQL): each verifies what it can read."""
+    monkeypatch.setenv("PHOTOCAT_HOST", "camera-room")
+    with open_catalog(db) as catalog:
+        scan(catalog, [tree], workers=2)
+    assert len(results(db)) == 5
+    monkeypatch.setenv("PHOTOCAT_HOST", "elsewhere")
+    assert results(db) == {}
+    with open_catalog(db) as catalog, pytest.raises(RootError, match="nothing catalogued"):
+        verify(catalog, [str(tree)])
