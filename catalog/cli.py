@@ -158,7 +158,8 @@ def search(
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
             " model, lens, path, country, city, sha256, blake2b, date, utc, gps, error, near,"
-            " within."
+            " within, iso, f_number, focal_length, exposure_time (ranges: iso:100..800,"
+            " f_number:..2.8, exposure_time:1/250..1/60)."
         ),
     ] = None,
     make: Annotated[

@@ -225,6 +225,51 @@ def locate(f: Filter, near: str | None = None, within: str | None = None) -> Fil
 
 
 @dataclass(frozen=True, slots=True)
+class Between:
+    """A numeric range, both ends inclusive; None: open on that side."""
+
+    low: float | None = None
+    high: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Between:
+        """'100..800', '..2.8', '1/250..', '200' (exactly); a number may be a fraction."""
+        low, sep, high = text.partition("..")
+        bounds = (_number(low, text) if low.strip() else None,
+                  _number(high, text) if high.strip() else None)  # fmt: skip
+        if not sep:
+            bounds = (bounds[0], bounds[0])
+        if bounds == (None, None):
+            raise QueryError(f"not a number or range: {text!r} (e.g. 200, 100..800, ..2.8)")
+        if None not in bounds and bounds[0] > bounds[1]:  # type: ignore[operator]
+            raise QueryError(f"{text!r}: the range ends before it starts")
+        return cls(*bounds)
+
+
+_FRACTION = re.compile(rf"\s*({_NUMBER})\s*(?:/\s*(\d+(?:\.\d*)?|\.\d+)\s*)?")
+
+
+def _number(text: str, whole: str) -> float:
+    m = _FRACTION.fullmatch(text)
+    value = math.nan
+    if m:
+        denominator = float(m[2]) if m[2] else 1.0
+        value = float(m[1]) / denominator if denominator else math.nan
+    if not math.isfinite(value):
+        raise QueryError(f"not a number or range: {whole!r} (e.g. 200, 100..800, ..2.8, 1/250)")
+    return value
+
+
+# The numeric fields a field:value term may give a range of, by their record keys.
+RANGES = {
+    "iso": t.photos.c.iso,
+    "f_number": t.photos.c.f_number,
+    "focal_length": t.photos.c.focal_length,
+    "exposure_time": t.photos.c.exposure_time,
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Filter:
     """What to search for. Text matches are case-insensitive; `*` and `?` are wildcards."""
 
@@ -242,6 +287,10 @@ class Filter:
     near: Near | None = None
     sha256: str | None = None  # a digest in hex, or its first 8 or more digits
     blake2b: str | None = None
+    iso: Between | None = None
+    f_number: Between | None = None
+    focal_length: Between | None = None
+    exposure_time: Between | None = None  # seconds
     sort: str = "captured_at"
     desc: bool = False
     limit: int | None = None
@@ -344,6 +393,14 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         value = getattr(f, algorithm)
         if value is not None:
             conds.append(_digest_match(algorithm, column, value))
+    for key, column in RANGES.items():
+        between: Between | None = getattr(f, key)
+        if between is not None:
+            # Exact: a stored rational (28/10, 1/250) is the very float its typed value parses to.
+            if between.low is not None:
+                conds.append(column >= between.low)
+            if between.high is not None:
+                conds.append(column <= between.high)
     return conds
 
 
@@ -663,13 +720,15 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
 TERM = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*):(?P<value>.*)$")
 _TEXT_TERMS = ("make", "model", "lens", "path", "country", "city", "sha256", "blake2b")
 # what a field:value term may name
-TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error", "near", "within")
+TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error", "near", "within", *RANGES)
 
 
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
     `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`, `country:FR`, `city:Paris`,
-    `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`. Options given beside win."""
+    `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`, `iso:100..800`,
+    `f_number:..2.8`, `focal_length:24..70`, `exposure_time:1/250..1/60`. Options given beside
+    win."""
     f = base or Filter()
     near: str | None = None
     within: str | None = None
@@ -689,6 +748,8 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
             f = replace(f, has_gps=_yes(value, term))
         elif key == "error":
             f = replace(f, errors=_yes(value, term))
+        elif key in RANGES:
+            f = replace(f, **{key: Between.parse(value)})
         elif key == "near":
             near = value
         elif key == "within":

@@ -385,7 +385,7 @@ def test_search_names_the_term_fields_in_its_help_and_in_the_error_for_another(
 ) -> None:
     code, out, _ = run("search", "--help", env={"COLUMNS": "400"})
     assert code == 0
-    assert "Fields: " + ", ".join(TERM_FIELDS) + "." in out
+    assert "Fields: " + ", ".join(TERM_FIELDS) + " (ranges: " in out
     code, _, err = run("search", "colour:red", "--db", scanned)
     assert code == 1
     assert "unknown field 'colour' in 'colour:red' (the fields: " + ", ".join(TERM_FIELDS) in err
@@ -427,6 +427,10 @@ def test_readme_demo(db: str) -> None:
     got = run("search", "--from", "2016-11-01", "--to", "2016-11-30", "-f", "json", "--db", db)[1]
     assert names(got) == {"paris.jpg", "lyon.jpg"}
     assert names(run("search", "--errors", "-f", "json", "--db", db)[1]) == {"broken.jpg"}
+    near = run("search", "--near", "48.8584,2.2945", "--within", "2km", "-f", "json", "--db", db)
+    assert names(near[1]) == {"paris.jpg"}
+    code, _, err = run("verify", "--db", db)
+    assert code == 0 and "verified 6 file(s): ok 6," in err
 
 
 def test_watch_of_a_missing_folder_fails_like_scan(tmp_path: Path, db: str) -> None:

@@ -20,7 +20,7 @@ from catalog.cli import TABLE_COLUMNS
 from catalog.distance import distance_m
 from catalog.extract import extract
 from catalog.ingest import scan
-from catalog.query import Filter, Near, QueryError, TimeBound
+from catalog.query import Between, Filter, Near, QueryError, TimeBound
 from catalog.store import open_catalog, this_host
 
 
@@ -84,6 +84,12 @@ def test_bad_dates_are_query_errors(text: str) -> None:
         (["near:.5,-.5", "within:.5 Km"], Filter(near=Near(0.5, -0.5, 500.0))),
         (["sha256:9F86D081"], Filter(sha256="9F86D081")),  # checked when searched
         (["blake2b:" + "0" * 64], Filter(blake2b="0" * 64)),
+        (["iso:100..800"], Filter(iso=Between(100, 800))),
+        (["iso:3200"], Filter(iso=Between(3200, 3200))),
+        (["f_number:..2.8"], Filter(f_number=Between(None, 2.8))),
+        (["focal_length:24.."], Filter(focal_length=Between(24, None))),
+        (["exposure_time:1/250..1/60"], Filter(exposure_time=Between(1 / 250, 1 / 60))),
+        (["exposure_time: 1 / 4 .. 2"], Filter(exposure_time=Between(0.25, 2))),
     ],
 )
 def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
@@ -111,6 +117,15 @@ def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
         ["near:1,2", "within:-1km"],
         ["near:1,2", "within:2 miles"],
         ["near:1,2", "within:" + "9" * 400 + "km"],  # beyond any float
+        ["iso:"],
+        ["iso:.."],
+        ["iso:800..100"],  # ends before it starts
+        ["iso:high"],
+        ["iso:1..2..3"],
+        ["exposure_time:1/0"],
+        ["f_number:nan"],
+        ["focal_length:" + "9" * 400],
+        ["exposure_time:1/250s"],
     ],
 )
 def test_bad_terms_are_query_errors(terms: list[str]) -> None:
@@ -346,6 +361,37 @@ def test_duplicates_are_the_files_with_the_same_bytes(
             assert {Path(r["path"]).name for r in rows} == {"one.jpg", "two.jpg"}
         with pytest.raises(QueryError, match="no digest 'md5'"):
             query.duplicates(catalog, "md5")
+
+
+def number(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("term", "key", "low", "high"),
+    [
+        ("iso:100..400", "iso", 100, 400),
+        ("iso:..100", "iso", None, 100),
+        ("iso:1600..", "iso", 1600, None),
+        ("f_number:2.8", "f_number", 2.8, 2.8),  # a float read from 28/10 equals 2.8 typed
+        ("f_number:..4", "f_number", None, 4),
+        ("focal_length:24..70", "focal_length", 24, 70),
+        ("exposure_time:1/250", "exposure_time", 1 / 250, 1 / 250),
+        ("exposure_time:1/60..1", "exposure_time", 1 / 60, 1),
+    ],
+)
+def test_numeric_ranges_are_inclusive(
+    corpus_db: Scanned, term: str, key: str, low: float | None, high: float | None
+) -> None:
+    """Each range against truth.json's own values (ExifTool's, -n), ends included."""
+
+    def inside(t: dict) -> bool:  # type: ignore[type-arg]
+        v = number(t[key])
+        return v is not None and (low is None or v >= low) and (high is None or v <= high)
+
+    want = expected(inside)
+    assert want, term  # the corpus has photos in every range asked here
+    assert found(corpus_db, query.parse_terms([term])) == want, term
 
 
 def test_unread_formats_are_catalogued_with_an_error(corpus_db: Scanned) -> None:
