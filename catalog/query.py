@@ -298,11 +298,16 @@ class Filter:
 
 def _text_match(column: Any, value: str) -> ColumnElement[bool]:
     """Case-insensitive exact match, or a LIKE when the value holds * or ? wildcards."""
+    if _UNDECODED.search(value):  # bytes the terminal sent that are not UTF-8 (surrogateescape)
+        raise QueryError(f"'{value}' is not valid UTF-8 text: type it as Unicode")
     if "*" in value or "?" in value:
         escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = escaped.replace("*", "%").replace("?", "_")
         return func.lower(column).like(pattern, escape="\\")
     return func.lower(column) == value.lower()
+
+
+_UNDECODED = re.compile(r"[\ud800-\udfff]")
 
 
 def build(f: Filter, columns: Sequence[Any] = RECORD_COLUMNS) -> Select[Any]:

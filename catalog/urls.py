@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from catalog.errors import CatalogError
 
@@ -30,13 +31,22 @@ def database_url(db: str | os.PathLike[str] | None = None) -> str:
         return value
     else:
         path = Path(value).expanduser()
-    return f"sqlite:///{path.resolve()}"
+    resolved = str(path.resolve())
+    try:
+        # Quoted as SQLAlchemy quotes a URL's database: a '?' in a file name would otherwise
+        # start a query string, and '%41' be read as 'A' (the catalog made at another path).
+        return f"sqlite:///{quote(resolved, safe=' +/')}"
+    except UnicodeEncodeError:  # a name of bytes that are not UTF-8: no URL can hold it
+        raise CatalogError(
+            f"cannot use {resolved} as a catalog: its path is not valid UTF-8"
+        ) from None
 
 
 def new_sqlite_file(url: str) -> bool:
     """Whether `url` (as database_url makes it) names a SQLite catalog file that does not exist
-    yet. False whenever in doubt (another database, memory, a query string, %-escapes)."""
-    scheme, sep, path = url.partition(":///")
-    if not sep or scheme.split("+")[0] != "sqlite" or "?" in path or "%" in path:
+    yet. False whenever in doubt (another database, memory, a query string)."""
+    scheme, sep, quoted = url.partition(":///")
+    if not sep or scheme.split("+")[0] != "sqlite" or "?" in quoted:
         return False
+    path = unquote(quoted)  # as SQLAlchemy reads the URL's database
     return path not in ("", ":memory:") and not os.path.lexists(path)

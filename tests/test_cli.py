@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKEND, Scanned, engine_for
+from conftest import BACKEND, Scanned, engine_for, sqlite_only
 from corpus import BROKEN
 from photos import make_photo
 from sqlalchemy import text
@@ -316,6 +316,32 @@ def test_a_db_that_is_no_catalog_url_fails_with_a_message(
     assert err.startswith("photocat: ") and said in " ".join(err.split()), err
     assert "SECRET" not in err  # a URL's password is never repeated
     assert not (tmp_path / "sub").exists()  # nothing made for a catalog that cannot open
+
+
+@sqlite_only
+@pytest.mark.parametrize("name", ["a?b.db", "x%41.db", "100%.db", "a#b.db", "é b+c.db"])
+def test_a_catalog_file_is_made_at_exactly_the_path_given(
+    name: str, library: Path, tmp_path: Path
+) -> None:
+    """--db is a path, not a URL: '?' starts no query string, '%41' is not 'A'."""
+    path = tmp_path / "cat" / name
+    code, _, err = run("scan", library, "--db", path)
+    assert code == 0, err
+    assert [p.name for p in path.parent.iterdir() if p.suffix == ".db"] == [name]
+    code, out, _ = run("search", "--count", "--db", path)
+    assert code == 0 and int(out) == 4
+
+
+def test_bytes_that_are_not_utf8_are_one_clear_error(scanned: str, tmp_path: Path) -> None:
+    """A terminal's bytes that are not UTF-8 reach photocat surrogate-escaped: text filters and
+    a catalog path cannot go into SQL or a URL as such; said in one line, not a traceback."""
+    for args in (["--model", "Cam\udce9ra"], ["city:Caf\udce9"], ["--lens", "*\udcff*"]):
+        code, out, err = run("search", *args, "--db", scanned)
+        assert code == 1 and out == ""
+        assert err.startswith("photocat: ") and "is not valid UTF-8 text" in err, err
+        assert "\\xe9" in err or "\\xff" in err  # the byte shown, escaped
+    code, out, err = run("search", "--db", tmp_path / "\udcff.db")
+    assert code == 1 and "its path is not valid UTF-8" in err and "Traceback" not in err
 
 
 def test_a_photocat_db_that_is_no_catalog_url_fails_with_a_message() -> None:

@@ -676,15 +676,20 @@ def test_only_a_new_sqlite_file_is_read_early(tmp_path: Path) -> None:
     from catalog.urls import database_url, new_sqlite_file
 
     (tmp_path / "there.db").write_bytes(b"")
+    (tmp_path / "is?there.db").write_bytes(b"")
     cases = {
         database_url(tmp_path / "new.db"): True,
         database_url(tmp_path / "there.db"): False,
         database_url(tmp_path / "sub dir" / "new.db"): True,
+        database_url(tmp_path / "is?there.db"): False,  # quoted: the file, not a query string
+        database_url(tmp_path / "new?.db"): True,
+        database_url(tmp_path / "x%41é.db"): True,
         f"sqlite:///{tmp_path}/new.db?mode=ro": False,
         f"sqlite+pysqlite:///{tmp_path}/x.db": True,
         "sqlite://": False,
         "sqlite:///:memory:": False,
-        f"sqlite:///{tmp_path}/a%20b.db": False,
+        f"sqlite:///{tmp_path}/there%2Edb": False,  # %-escapes read as SQLAlchemy reads them
+        f"sqlite:///{tmp_path}/a%20b.db": True,
         "postgresql://u@h/db": False,
         "postgresql+psycopg:///photocat": False,
     }

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import Scanned
 from corpus import IMAGES, readable, require_corpus, truth
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql, sqlite
 
 from catalog import query
 from catalog.cli import TABLE_COLUMNS
@@ -131,6 +134,21 @@ def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
 def test_bad_terms_are_query_errors(terms: list[str]) -> None:
     with pytest.raises(QueryError):
         query.parse_terms(terms)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(query.TERM_FIELDS), st.text(max_size=40))
+def test_any_value_of_any_term_is_a_filter_or_a_query_error(field: str, value: str) -> None:
+    """Hostile or absurd values: parsed into a filter whose SQL compiles on both backends, or
+    refused with a QueryError (the CLI's one-line message), never another exception."""
+    terms = [f"{field}:{value}", "near:1,2"] if field == "within" else [f"{field}:{value}"]
+    try:
+        f = query.parse_terms(terms)
+        for dialect in (sqlite.dialect(), postgresql.dialect()):
+            query.build(f).compile(dialect=dialect)
+            query.lean(f, query.t.photos.c.id).compile(dialect=dialect)
+    except QueryError as exc:
+        assert "\n" not in str(exc)
 
 
 def test_options_beside_terms_set_the_circle() -> None:
