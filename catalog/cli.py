@@ -10,6 +10,7 @@ import contextlib
 import errno
 import gc
 import inspect
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -46,6 +47,22 @@ DbOption = Annotated[
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
 ]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=256,  # a typo (1000 for 100) must not fork a thousand processes
+        help="Worker processes for reading files (default: all cores).",
+    ),
+]
+
+
+def _finite(value: float | None) -> float | None:
+    """click's ranges let nan and inf through: nan compares false with everything (a file
+    would never settle), inf overflows the clock."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
 
 
 class HashChoice(StrEnum):
@@ -91,9 +108,7 @@ def scan(
         typer.Argument(help="Folders to catalogue (recursively).", readable=False),
     ],
     db: DbOption = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes for reading files (default: all cores).")
-    ] = None,
+    workers: WorkersOption = None,
     allow_empty: Annotated[
         bool, typer.Option(help="Let an empty folder remove its photos from the catalog.")
     ] = False,
@@ -426,9 +441,7 @@ def verify(
     every: Annotated[
         bool, typer.Option("--all", help="List every file, not only those that did not verify.")
     ] = False,
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes for reading files (default: all cores).")
-    ] = None,
+    workers: WorkersOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     fmt: FormatOption = OutputFormat.table,
     db: DbOption = None,
@@ -509,6 +522,7 @@ def watch(
         typer.Option(
             metavar="SECONDS",
             min=0.05,
+            callback=_finite,
             help="Poll every SECONDS instead of using inotify "
             "(network shares, where change events do not arrive).",
         ),
@@ -518,6 +532,7 @@ def watch(
         typer.Option(
             metavar="SECONDS",
             min=0,
+            callback=_finite,
             help="Also rescan (stat only, like scan) every SECONDS, "
             "to repair anything events missed; 0: never.",
         ),
@@ -527,13 +542,12 @@ def watch(
         typer.Option(
             metavar="SECONDS",
             min=0,
+            callback=_finite,
             help="Read a file once its size and mtime have been "
             "stable this long (and, on Linux, it was closed; elsewhere at least 2 s).",
         ),
     ] = 0.3,
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes for reading files (default: all cores).")
-    ] = None,
+    workers: WorkersOption = None,
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="Log events too (-vv: watchdog).")
     ] = 0,

@@ -344,6 +344,29 @@ def test_bytes_that_are_not_utf8_are_one_clear_error(scanned: str, tmp_path: Pat
     assert code == 1 and "its path is not valid UTF-8" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "{library}", "--workers", "0"],
+        ["scan", "{library}", "--workers", "-1"],
+        ["scan", "{library}", "--workers", "257"],
+        ["verify", "--workers", "0"],
+        ["watch", "{library}", "--workers", "100000"],
+        ["watch", "{library}", "--poll", "nan"],
+        ["watch", "{library}", "--poll", "inf"],
+        ["watch", "{library}", "--settle", "nan"],
+        ["watch", "{library}", "--reconcile", "inf"],
+    ],
+)
+def test_absurd_numbers_are_usage_errors(args: list[str], library: Path, db: str) -> None:
+    """Before: --workers -1 ran on one process and 100000 would fork as many; --poll inf was a
+    traceback from the clock, --settle nan a daemon whose files never settle."""
+    # A process of its own, with a timeout: were the value taken, a watch would never end.
+    done = photocat(*(a.format(library=library) for a in args), "--db", db, timeout=30)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert "Invalid value" in done.stderr, done.stderr
+
+
 def test_a_photocat_db_that_is_no_catalog_url_fails_with_a_message() -> None:
     code, out, err = run("search", env={"PHOTOCAT_DB": "mysql://u:SECRET@h/db"})
     assert code == 1 and out == ""
@@ -479,7 +502,8 @@ def photocat(
     """The console command in a process of its own (main(), as the installed script runs it)."""
     cmd = [sys.executable, "-m", "catalog.cli", *map(str, args)]
     kw.setdefault("stdout", subprocess.PIPE)
-    return subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, timeout=60, **kw)
+    kw.setdefault("timeout", 60)
+    return subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
