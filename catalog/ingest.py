@@ -561,6 +561,20 @@ def resolve_place(catalog: Catalog, folder: str | os.PathLike[str]) -> Place:
     return Place(*catalog.claim_root(path))
 
 
+def resolve_places(catalog: Catalog, folders: Iterable[str | os.PathLike[str]]) -> list[Place]:
+    """resolve_place for each folder, each place once: a folder given twice, or inside another
+    given, is left out (the other covers it; scanned twice, its files were counted twice)."""
+    folders = list(folders)
+    for f in folders:  # a first pass may create roots that a later folder adopts...
+        resolve_place(catalog, f)
+    places = [resolve_place(catalog, f) for f in folders]  # ...so resolve again
+    kept: list[Place] = []
+    for p in sorted(set(places), key=lambda p: (p.root_id, len(p.prefix))):
+        if not any(k.root_id == p.root_id and p.prefix.startswith(k.prefix) for k in kept):
+            kept.append(p)
+    return kept
+
+
 def check_folder(path: str) -> None:
     if not os.path.exists(path):
         raise RootError(f"{path} does not exist")
@@ -618,7 +632,7 @@ def scan(
     has no `hash_with` digest yet, in parallel, each file read once. `hash_with` is a key of
     HASHES, or None for no digest (rows keep a null one; a later scan with a hash fills it)."""
     _check_hash(hash_with)
-    places = [resolve_place(catalog, f) for f in folders]
+    places = resolve_places(catalog, folders)
     summary = ScanSummary()
     workers = workers or os.cpu_count() or 1
     pool = worker_pool(workers) if workers > 1 else None

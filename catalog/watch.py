@@ -178,7 +178,8 @@ class Watcher:
         self.settle = settle
         self.workers = workers or os.cpu_count() or 1
         self.roots = [
-            _Root(i, place, _top(place)) for i, place in enumerate(_places(catalog, folders))
+            _Root(i, place, _top(place))
+            for i, place in enumerate(ingest.resolve_places(catalog, folders))
         ]
         self._queue: queue.SimpleQueue[tuple[int, FileSystemEvent] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -668,19 +669,6 @@ class Watcher:
 
 
 # helpers ----------------------------------------------------------------------------------------
-def _places(catalog: Catalog, folders: Iterable[str | os.PathLike[str]]) -> list[Place]:
-    """Resolve folders like scan; drop one that lies inside another (it is watched already)."""
-    folders = list(folders)
-    for f in folders:  # first pass may create roots that a later folder adopts...
-        ingest.resolve_place(catalog, f)
-    places = [ingest.resolve_place(catalog, f) for f in folders]  # ...so resolve again
-    kept: list[Place] = []
-    for p in sorted(set(places), key=lambda p: (p.root_id, len(p.prefix))):
-        if not any(k.root_id == p.root_id and p.prefix.startswith(k.prefix) for k in kept):
-            kept.append(p)
-    return kept
-
-
 def _top(place: Place) -> str:
     if not place.prefix:
         return place.root_path.rstrip(os.sep) or os.sep

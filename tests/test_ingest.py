@@ -223,6 +223,27 @@ def test_subfolder_scans_share_the_parent_root(catalog: Catalog, folder: Path) -
 
 
 @pytest.mark.parametrize(
+    "given",
+    [
+        ["{f}", "{f}"],  # twice
+        ["{f}/2016", "{f}", "{f}/2017/deep"],  # inside another, before it and after it
+        ["{f}/2016/", "{f}/2016/../2016"],  # one folder, written two ways
+    ],
+)
+def test_a_folder_given_twice_or_inside_another_is_scanned_and_counted_once(
+    catalog: Catalog, folder: Path, given: list[str]
+) -> None:
+    """Before, each was scanned: `scan A A` said new 4, unchanged 4 for four files."""
+    folders = [g.format(f=folder) for g in given]
+    photos = 2 if given[0].endswith("2016/") else 4  # broken.jpg too: new, and failed
+    s = scan(catalog, folders, workers=2)
+    assert (s.new, s.unchanged) == (photos, 0)
+    s = scan(catalog, folders, workers=2)
+    assert (s.new, s.updated, s.unchanged) == (0, 0, photos)
+    assert len(catalog.roots()) == 1
+
+
+@pytest.mark.parametrize(
     ("name", "ok"),
     [
         ("a.jpg", True),
