@@ -372,6 +372,8 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         if f.city is not None:
             where = where.where(_text_match(p.c.city, f.city))
         conds.append(t.photos.c.place_id.in_(where.scalar_subquery()))
+    if f.date_from is not None and f.date_to is not None and f.date_from.start >= f.date_to.end:
+        raise QueryError("the date range ends before it starts: is --from after --to?")
     if f.date_from is not None:
         conds.append(time_col >= f.date_from.start)
     if f.date_to is not None:

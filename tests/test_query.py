@@ -160,6 +160,26 @@ def test_options_beside_terms_set_the_circle() -> None:
         query.locate(Filter(), within="1km")
 
 
+@pytest.mark.parametrize(
+    "terms",
+    [
+        ["date:2017..2016"],
+        ["date:2016-11-30..2016-11-01"],
+        ["utc:2016-11-30T10:01..2016-11-30T10:00"],
+    ],
+)
+def test_a_date_range_that_ends_before_it_starts_is_refused(
+    corpus_db: Scanned, terms: list[str]
+) -> None:
+    """Not an empty answer: a reversed range is a mistake, and nothing found would hide it."""
+    with corpus_db.open() as catalog, pytest.raises(QueryError, match="ends before it starts"):
+        query.count(catalog, query.parse_terms(terms))
+    day = query.parse_terms(["date:2016-11-30..2016-11-30"])  # one day, one minute: fine
+    minute = query.parse_terms(["date:2016-11-30T10:00..2016-11-30T10:00"])
+    with corpus_db.open() as catalog:
+        assert query.count(catalog, day) >= 0 and query.count(catalog, minute) >= 0
+
+
 def test_sorting_by_distance_needs_a_position(corpus_db: Scanned) -> None:
     with corpus_db.open() as catalog, pytest.raises(QueryError, match="needs a position"):
         list(query.search(catalog, Filter(sort="distance")))
