@@ -238,6 +238,13 @@ def search(
     count_only: Annotated[
         bool, typer.Option("--count", help="Print only the number of matches.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Each photo as show gives it: provenance, warnings and every tag (json, jsonl).",
+        ),
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
@@ -272,10 +279,15 @@ def search(
             )  # fmt: skip
             f = replace(f, **given)
         f = query.locate(f, near, within)
+        if full and fmt not in (OutputFormat.json, OutputFormat.jsonl):
+            fail("--full gives each photo's tags as a list: use --format json or jsonl", 2)
         catalog = open_db(db, query=True)
         with catalog:
             if count_only:
                 _say(query.count(catalog, f))
+                return
+            if full:
+                _emit(query.details(catalog, f), fmt, query.RECORD_KEYS, TABLE_COLUMNS)
                 return
             shown = {  # the keys output in this format, when not all of them
                 OutputFormat.table: TABLE_COLUMNS,

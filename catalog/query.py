@@ -777,6 +777,65 @@ def _yes(value: str, term: str) -> bool:
     raise QueryError(f"{term!r}: use yes or no")
 
 
+# What `show` and `search --full` add to the record: provenance, warnings and every tag.
+DETAIL_COLUMNS = (
+    t.roots.c.host,
+    t.photos.c.size,
+    t.photos.c.subsec,
+    t.photos.c.captured_from,
+    t.photos.c.offset_from,
+    t.photos.c.serial,
+    t.photos.c.mtime_ns,
+    t.photos.c.warnings,
+    t.photos.c.first_seen,
+    t.photos.c.last_scanned,
+    t.gps_positions.c.gps_time_utc,
+    t.raw_tags.c.tags,
+)
+
+
+def _with_details(stmt: Select[Any]) -> Select[Any]:
+    return stmt.add_columns(*DETAIL_COLUMNS).outerjoin(
+        t.raw_tags, t.raw_tags.c.photo_id == t.photos.c.id
+    )
+
+
+def _detail(row: Any) -> dict[str, Any]:
+    """A row of build(...) with DETAIL_COLUMNS as everything known about its file."""
+    m = row._mapping
+    detail = to_record(row)
+    detail.update(
+        {
+            "host": m["host"],
+            "size": m["size"],
+            "modified_ns": m["mtime_ns"],
+            "captured_from": m["captured_from"],
+            "subsec": m["subsec"],
+            "offset_from": m["offset_from"],
+            "time_source": m["time_source"],
+            "time_zone": m["time_zone"],
+            "gps_time_utc": _iso(m["gps_time_utc"], "Z"),
+            "place_source": PLACE_SOURCE if m["city"] is not None else None,
+            "serial": m["serial"],
+            "first_seen": _iso(m["first_seen"], "Z"),
+            "last_scanned": _iso(m["last_scanned"], "Z"),
+            "warnings": m["warnings"].split("\n") if m["warnings"] else [],
+            "tags": [
+                {"ifd": t[0], "id": t[1], "name": t[2], "value": t[3]}
+                for t in json.loads(m["tags"] or "[]")
+            ],
+        }
+    )
+    return detail
+
+
+def details(catalog: Catalog, f: Filter) -> Iterator[dict[str, Any]]:
+    """search(), each photo as photo_detail gives it: for exporting everything known."""
+    with catalog.engine.connect() as conn:
+        for row in conn.execute(_with_details(build(f))):
+            yield _detail(row)
+
+
 def photo_detail(catalog: Catalog, path: str) -> dict[str, Any] | None:
     """Everything known about one file: the record, provenance fields, warnings and all tags."""
     target = os.path.abspath(path)
@@ -785,52 +844,11 @@ def photo_detail(catalog: Catalog, path: str) -> dict[str, Any] | None:
         if not target.startswith(base):
             continue
         rel = target[len(base) :].replace(os.sep, "/")
-        stmt = (
-            build(Filter(sort="id"))
-            .add_columns(
-                t.roots.c.host,
-                t.photos.c.size,
-                t.photos.c.subsec,
-                t.photos.c.captured_from,
-                t.photos.c.offset_from,
-                t.photos.c.serial,
-                t.photos.c.mtime_ns,
-                t.photos.c.warnings,
-                t.photos.c.first_seen,
-                t.photos.c.last_scanned,
-                t.gps_positions.c.gps_time_utc,
-                t.raw_tags.c.tags,
-            )
-            .outerjoin(t.raw_tags, t.raw_tags.c.photo_id == t.photos.c.id)
-            .where(t.photos.c.root_id == root_id, t.photos.c.rel_path == to_db(rel))
+        stmt = _with_details(build(Filter(sort="id"))).where(
+            t.photos.c.root_id == root_id, t.photos.c.rel_path == to_db(rel)
         )
         with catalog.engine.connect() as conn:
             row = conn.execute(stmt).first()
-        if row is None:
-            continue
-        m = row._mapping
-        detail = to_record(row)
-        detail.update(
-            {
-                "host": m["host"],
-                "size": m["size"],
-                "modified_ns": m["mtime_ns"],
-                "captured_from": m["captured_from"],
-                "subsec": m["subsec"],
-                "offset_from": m["offset_from"],
-                "time_source": m["time_source"],
-                "time_zone": m["time_zone"],
-                "gps_time_utc": _iso(m["gps_time_utc"], "Z"),
-                "place_source": PLACE_SOURCE if m["city"] is not None else None,
-                "serial": m["serial"],
-                "first_seen": _iso(m["first_seen"], "Z"),
-                "last_scanned": _iso(m["last_scanned"], "Z"),
-                "warnings": m["warnings"].split("\n") if m["warnings"] else [],
-                "tags": [
-                    {"ifd": t[0], "id": t[1], "name": t[2], "value": t[3]}
-                    for t in json.loads(m["tags"] or "[]")
-                ],
-            }
-        )
-        return detail
+        if row is not None:
+            return _detail(row)
     return None

@@ -155,6 +155,19 @@ def test_search_output_formats(scanned: str, library: Path) -> None:
     assert code == 0 and "a.jpg" in out and "SM-G920F" in out
 
 
+def test_search_full_exports_everything_known_of_each_photo(scanned: str, library: Path) -> None:
+    code, out, err = run("search", "--full", "--format", "jsonl", "--sort", "path", "--db", scanned)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [Path(r["path"]).name for r in rows] == ["a.jpg", "b.jpg", "bad.jpg", "c.jpg"]
+    _, shown, _ = run("show", library / "a.jpg", "--format", "json", "--db", scanned)
+    assert rows[0] == json.loads(shown)
+    assert {"Make", "Model", "DateTimeOriginal"} <= {t["name"] for t in rows[0]["tags"]}
+    for fmt in ("table", "csv", "paths"):
+        code, out, err = run("search", "--full", "--format", fmt, "--db", scanned)
+        assert code == 2 and out == "" and "use --format json or jsonl" in err
+
+
 def test_bad_query_and_missing_catalog_fail_cleanly(scanned: str, tmp_path: Path) -> None:
     code, _, err = run("search", "--from", "2016-13-01", "--db", scanned)
     assert code == 1 and "not a date" in err

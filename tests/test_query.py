@@ -480,6 +480,20 @@ def test_a_search_for_some_keys_gives_exactly_those_of_the_whole_record(
             assert all(list(r) == list(dict.fromkeys(keys)) for r in some)
 
 
+@pytest.mark.parametrize("which", ["corpus_db", "broken_db"])
+def test_full_records_are_what_show_gives(which: str, request: pytest.FixtureRequest) -> None:
+    """search --full: every photo as `show` gives it (itself checked against extraction below),
+    the same photos in the same order as the search without it."""
+    scanned: Scanned = request.getfixturevalue(which)
+    with scanned.open() as catalog:
+        for f in (Filter(), Filter(sort="path", desc=True, limit=7), Filter(errors=True)):
+            full = list(query.details(catalog, f))
+            assert [d["path"] for d in full] == [r["path"] for r in query.search(catalog, f)]
+            for d in full:
+                assert d == query.photo_detail(catalog, d["path"]), d["path"]
+        assert len(list(query.details(catalog, Filter()))) == query.count(catalog, Filter())
+
+
 def test_a_search_for_a_key_no_record_has_is_refused(corpus_db: Scanned) -> None:
     with corpus_db.open() as catalog, pytest.raises(ValueError, match="no record key 'size'"):
         next(query.search(catalog, Filter(), ("path", "size")))
