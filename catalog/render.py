@@ -144,13 +144,25 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: Sink) -> None:
         out.write(dumps(row) + "\n")
 
 
-def write_csv(rows: Iterable[dict[str, Any]], keys: Sequence[str], out: Sink) -> None:
+def write_csv(
+    rows: Iterable[dict[str, Any]], keys: Sequence[str], out: Sink, *, terminal: bool = False
+) -> None:
+    """CSV for a spreadsheet: values exact, but never a formula. On a terminal (`terminal`),
+    each text cell is also shown as `inert` shows text: an escape sequence in a tag must not
+    drive the terminal of someone reading the CSV there (a file or a pipe gets the exact
+    values)."""
     # RFC 4180 line ends: with "\n" alone Python's writer leaves a bare "\r" in a value
     # unquoted, and spreadsheets then split the row there (a tag could forge rows).
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(keys)
+    cell = _terminal_cell if terminal else csv_cell
     for row in rows:
-        writer.writerow([csv_cell(row.get(k)) for k in keys])
+        writer.writerow([cell(row.get(k)) for k in keys])
+
+
+def _terminal_cell(value: object) -> object:
+    value = csv_cell(value)
+    return inert(value) if isinstance(value, str) else value
 
 
 def write_paths(rows: Iterable[dict[str, Any]], out: Sink) -> None:
@@ -209,7 +221,7 @@ def render(
     text_writers = {
         OutputFormat.json: write_json,
         OutputFormat.jsonl: write_jsonl,
-        OutputFormat.csv: lambda rows, out: write_csv(rows, keys, out),
+        OutputFormat.csv: lambda rows, sink: write_csv(rows, keys, sink, terminal=out.isatty()),
         OutputFormat.paths: write_paths,
     }
     if fmt in text_writers:

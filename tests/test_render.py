@@ -93,6 +93,27 @@ def test_csv_round_trips_and_neutralises_formulas() -> None:
     assert cells["latitude"] == "-33.5"
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_csv_on_a_terminal_shows_control_characters_as_escapes() -> None:
+    """Exact values are for files and pipes; on a terminal a tag's escape sequence, bell, bidi
+    override or carriage return is shown, not obeyed (as in the table)."""
+    from catalog.render import CONTROL
+
+    out = Terminal()
+    render([HOSTILE], OutputFormat.csv, out, keys=KEYS)
+    text = out.getvalue()
+    assert not CONTROL.search(text.replace("\r\n", "")), repr(text)
+    rows = list(csv.reader(io.StringIO(text)))
+    cells = dict(zip(rows[0], rows[1], strict=True))
+    assert cells["make"] == "'" + inert(HOSTILE["make"])  # still no formula
+    assert cells["lens_model"] == "'" + inert(HOSTILE["lens_model"])
+    assert cells["latitude"] == "-33.5"
+
+
 @pytest.mark.parametrize("fmt", [OutputFormat.json, OutputFormat.jsonl])
 def test_json_is_valid_and_exact(fmt: OutputFormat) -> None:
     out = io.StringIO()
