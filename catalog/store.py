@@ -42,7 +42,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from catalog import places
 from catalog import tables as t
 from catalog.distance import sql_distance_m
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, describe
 from catalog.paths import from_db, to_db
 from catalog.record import FileEntry, PhotoRecord, tags_json
 from catalog.urls import database_url
@@ -184,10 +184,27 @@ def migrate(engine: Engine, revision: str = "head", *, down: bool = False) -> No
             conn.execute(text("SELECT pg_advisory_xact_lock(7306539)"))
         else:
             conn.execute(text("SELECT 1"))  # begins the IMMEDIATE transaction: one migrator
-        if down or current_heads(conn) != {head}:  # another process may have just done it
+        heads = current_heads(conn)
+        if not heads:
+            _refuse_foreign(conn)
+        if down or heads != {head}:  # another process may have just done it
             cfg.attributes["connection"] = conn
             (command.downgrade if down else command.upgrade)(cfg, revision)
         conn.commit()
+
+
+def _refuse_foreign(conn: Connection) -> None:
+    """A database with no schema revision but tables of its own is another program's (a --db
+    typo can name any SQLite file): photocat adds its tables only to an empty database."""
+    from sqlalchemy import inspect
+
+    tables = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})  # ours, empty
+    if tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise CatalogError(
+            f"not a photocat catalog: the database holds other tables ({shown}); photocat "
+            "makes its catalog only in a new or empty database"
+        )
 
 
 # What Alembic's migrations make of an empty SQLite database, as SQL (`python -m catalog.store
@@ -719,7 +736,8 @@ def open_catalog(
         raise
     except Exception as exc:
         engine.dispose()
-        raise CatalogError(f"cannot open catalog {shown}: {exc}") from exc
+        reason = _reason(exc) if isinstance(exc, DBAPIError) else describe(exc)
+        raise CatalogError(f"cannot open catalog {shown}: {reason}") from exc
     return Catalog(url, engine)
 
 

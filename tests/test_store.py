@@ -84,6 +84,39 @@ def test_catalog_from_a_newer_photocat_is_refused_untouched(db: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.parametrize("queries", [True, False])
+def test_another_programs_database_is_refused_untouched(db: str, queries: bool) -> None:
+    """A --db typo can name any database: one with tables of its own and no schema revision
+    is not made a catalog (before, even a search added photocat's tables to it)."""
+    engine = engine_for(db)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        conn.execute(text("INSERT INTO notes (id, body) VALUES (1, 'mine')"))
+    with pytest.raises(CatalogError, match=r"not a photocat catalog: .*other tables \(notes\)"):
+        open_catalog(db, queries=queries)
+    assert inspect(engine).get_table_names() == ["notes"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT body FROM notes")).scalars().all() == ["mine"]
+    engine.dispose()
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: p.mkdir(), "unable to open database file"),
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0 a JPEG, say"), "file is not a database"),
+    ],
+)
+def test_a_db_that_is_no_sqlite_file_is_one_line(tmp_path: Path, make: object, said: str) -> None:
+    path = tmp_path / "x.db"
+    make(path)  # type: ignore[operator]
+    with pytest.raises(CatalogError) as raised:
+        open_catalog(path)
+    message = str(raised.value)
+    assert message == f"cannot open catalog sqlite:///{path}: {said}"  # not SQLAlchemy's essay
+
+
 @sqlite_only
 def test_opening_a_missing_catalog_for_reading_says_so(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no catalog"):
