@@ -63,6 +63,9 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+HOST_LENGTH = 255  # roots.host
+
+
 def this_host() -> str:
     """The machine name roots are recorded under (PHOTOCAT_HOST overrides it)."""
     return os.environ.get("PHOTOCAT_HOST") or socket.gethostname()
@@ -717,6 +720,11 @@ def open_catalog(
     url = database_url(db)
     u = _catalog_url(url)
     shown = u.render_as_string(hide_password=True)
+    host = this_host()
+    if len(host) > HOST_LENGTH:  # PostgreSQL would refuse the root's row, SQLite keep it
+        raise CatalogError(
+            f"PHOTOCAT_HOST is {len(host)} characters long: a host name is at most {HOST_LENGTH}"
+        )
     is_file = u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:")
     if not create and is_file and not Path(str(u.database)).exists():
         raise CatalogError(f"no catalog at {u.database}: run `photocat scan DIR` first")

@@ -84,6 +84,19 @@ def test_catalog_from_a_newer_photocat_is_refused_untouched(db: str) -> None:
     engine.dispose()
 
 
+def test_a_host_name_longer_than_its_column_is_refused_on_every_backend(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL refused the root's row mid-scan; SQLite stored the name whole: now neither."""
+    monkeypatch.setenv("PHOTOCAT_HOST", "h" * 256)
+    with pytest.raises(CatalogError, match="PHOTOCAT_HOST is 256 characters long"):
+        open_catalog(db)
+    monkeypatch.setenv("PHOTOCAT_HOST", "h" * 255)
+    with open_catalog(db) as catalog:
+        catalog.root_id("/photos")
+        assert [path for _, path in catalog.roots(host="h" * 255)] == ["/photos"]
+
+
 @pytest.mark.parametrize("queries", [True, False])
 def test_another_programs_database_is_refused_untouched(db: str, queries: bool) -> None:
     """A --db typo can name any database: one with tables of its own and no schema revision
