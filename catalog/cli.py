@@ -91,6 +91,22 @@ def open_db(db: str | None, create: bool = False, *, query: bool = False) -> Cat
     return catalog
 
 
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    """Around a command's work with its catalog: an error of the database itself (a damaged
+    file, a pattern SQLite finds too complex, a lost connection) is one line and exit 1, not a
+    traceback. Checked without importing SQLAlchemy, which a first scan loads late."""
+    try:
+        yield
+    except Exception as exc:
+        errors = sys.modules.get("sqlalchemy.exc")
+        if errors is None or not isinstance(exc, errors.DBAPIError):
+            raise
+        from catalog.store import reason
+
+        fail(f"the catalog could not answer: {reason(exc)}")
+
+
 def _started() -> None:
     """The console command's start-up is over (see main): what it made is frozen out of garbage
     collection, and the collector runs again, for the rows, records and events to come."""
@@ -140,7 +156,7 @@ def scan(
     from catalog.ingest import scan_catalog
 
     _started()  # scan_catalog pauses collection again until its catalog is open
-    with _progress(quiet) as (advance, set_total):
+    with _answering(), _progress(quiet) as (advance, set_total):
         try:
             summary = scan_catalog(
                 db, folders, workers=workers, progress=advance, on_total=set_total,
@@ -282,7 +298,7 @@ def search(
         if full and fmt not in (OutputFormat.json, OutputFormat.jsonl):
             fail("--full gives each photo's tags as a list: use --format json or jsonl", 2)
         catalog = open_db(db, query=True)
-        with catalog:
+        with catalog, _answering():
             if count_only:
                 _say(query.count(catalog, f))
                 return
@@ -353,7 +369,7 @@ def show(
     """
     from catalog.query import photo_detail
 
-    with open_db(db, query=True) as catalog:
+    with open_db(db, query=True) as catalog, _answering():
         detail = photo_detail(catalog, str(file))
     if detail is None:
         fail(f"{file} is not in the catalog (run `photocat scan` on its folder)")
@@ -388,7 +404,7 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
     """
     from catalog import query
 
-    with open_db(db, query=True) as catalog:
+    with open_db(db, query=True) as catalog, _answering():
         rows = query.devices(catalog)
     keys = ("make", "model", "photos", "first_captured_at", "last_captured_at")
     _emit(rows, fmt, keys, keys)
@@ -405,7 +421,7 @@ def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
     """
     from catalog import query
 
-    with open_db(db, query=True) as catalog:
+    with open_db(db, query=True) as catalog, _answering():
         rows = query.places(catalog)
     keys = (
         "country", "country_name", "region", "city", "photos", "first_captured_at",
@@ -441,7 +457,7 @@ def duplicates(
     """
     from catalog import query
 
-    with open_db(db, query=True) as catalog:
+    with open_db(db, query=True) as catalog, _answering():
         try:
             rows, unhashed = query.duplicates(catalog, hash_with.value, path)
         except query.QueryError as exc:
@@ -496,7 +512,11 @@ def verify(
     counts: Counter[str] = Counter()
     algorithm = hash_with.value
     keys = ("status", "path", algorithm, f"{algorithm}_now", "error")
-    with open_db(db) as catalog, _progress(quiet, "verifying") as (advance, set_total):
+    with (
+        open_db(db) as catalog,
+        _answering(),
+        _progress(quiet, "verifying") as (advance, set_total),
+    ):
         try:
             total, results = verify_files(
                 catalog, [str(f) for f in folders or ()], algorithm, workers=workers,

@@ -359,7 +359,7 @@ class Catalog:
         except DBAPIError as exc:
             if _is_retryable(exc):
                 raise
-            raise CatalogError(f"cannot write to the catalog: {_reason(exc)}") from exc
+            raise CatalogError(f"cannot write to the catalog: {reason(exc)}") from exc
 
     # roots -----------------------------------------------------------------------------
     def root_id(self, path: str, host: str | None = None, create: bool = True) -> int | None:
@@ -649,7 +649,7 @@ class Catalog:
                 self._devices.clear()  # ids cached inside a rolled-back transaction may not exist
                 self._places.clear()
                 if not _is_retryable(exc) or attempt == 4:
-                    raise CatalogError(f"cannot write to the catalog: {_reason(exc)}") from exc
+                    raise CatalogError(f"cannot write to the catalog: {reason(exc)}") from exc
             except Exception:
                 self._devices.clear()
                 self._places.clear()
@@ -744,8 +744,8 @@ def open_catalog(
         raise
     except Exception as exc:
         engine.dispose()
-        reason = _reason(exc) if isinstance(exc, DBAPIError) else describe(exc)
-        raise CatalogError(f"cannot open catalog {shown}: {reason}") from exc
+        why = reason(exc) if isinstance(exc, DBAPIError) else describe(exc)
+        raise CatalogError(f"cannot open catalog {shown}: {why}") from exc
     return Catalog(url, engine)
 
 
@@ -877,7 +877,8 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
-def _reason(exc: DBAPIError) -> str:
+def reason(exc: DBAPIError) -> str:
+    """The database's own message, its first line (not SQLAlchemy's wrapping of it)."""
     return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
 
 

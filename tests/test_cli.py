@@ -380,6 +380,22 @@ def test_absurd_numbers_are_usage_errors(args: list[str], library: Path, db: str
     assert "Invalid value" in done.stderr, done.stderr
 
 
+@sqlite_only
+def test_a_damaged_catalog_is_one_line_not_a_traceback(scanned: str, library: Path) -> None:
+    """An investigator's copy of a catalog may come damaged: pages of garbage in the middle.
+    And a wildcard pattern beyond what SQLite will match is the database's refusal too."""
+    code, _, err = run("search", "--model", "*" * 60_000, "--db", scanned)
+    assert code == 1 and "LIKE or GLOB pattern too complex" in err and err.count("\n") == 1
+    with open(scanned, "r+b") as fh:
+        fh.seek(4096 * 3)
+        fh.write(bytes(range(256)) * 64)  # four pages
+    for args in (["search"], ["devices"], ["show", library / "a.jpg"]):
+        code, out, err = run(*args, "--db", scanned)
+        assert code == 1 and out == "", (args, out)
+        assert err.startswith("photocat: ") and err.count("\n") == 1, err
+        assert "malformed" in err, err
+
+
 def test_a_photocat_db_that_is_no_catalog_url_fails_with_a_message() -> None:
     code, out, err = run("search", env={"PHOTOCAT_DB": "mysql://u:SECRET@h/db"})
     assert code == 1 and out == ""
