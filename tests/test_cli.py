@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -699,6 +700,16 @@ def test_the_console_command_freezes_what_its_start_up_made(tmp_path: Path) -> N
     before = gc.get_freeze_count()
     assert run("scan", "-q", tmp_path / "photos", "--db", tmp_path / "r.db")[0] == 0
     assert gc.get_freeze_count() == before and gc.isenabled()
+
+
+def test_the_commands_annotations_are_objects_not_strings() -> None:
+    """typer evaluates string annotations at every start (see catalog.cli's docstring)."""
+    import catalog.cli
+
+    for command in app.registered_commands:
+        for name, hint in inspect.get_annotations(command.callback).items():  # type: ignore[arg-type]
+            assert not isinstance(hint, str), (command.callback, name, hint)
+    assert not isinstance(inspect.get_annotations(catalog.cli.open_db)["db"], str)
 
 
 @pytest.mark.parametrize("user_value", [None, "2"])
