@@ -1040,8 +1040,7 @@ def verify(
     RootError) and their results, in catalog order, as they come."""
     from catalog import query
 
-    if hash_with not in HASHES:
-        raise ValueError(f"unknown hash {hash_with!r}; choose one of {', '.join(HASHES)}")
+    _check_hash(hash_with)
     folders = [os.path.abspath(f) for f in folders]
     total = query.count_catalogued(catalog, folders)
     if folders and not total:

@@ -396,10 +396,10 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(_path_match(f.path))
     if f.near is not None:
         conds.extend(_near_conditions(f.near))
-    for algorithm, column in DIGESTS.items():
+    for algorithm in t.DIGEST_COLUMNS:
         value = getattr(f, algorithm)
         if value is not None:
-            conds.append(_digest_match(algorithm, column, value))
+            conds.append(_digest_match(algorithm, value))
     for key, column in RANGES.items():
         between: Between | None = getattr(f, key)
         if between is not None:
@@ -411,13 +411,11 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
     return conds
 
 
-# Each digest's column (scan --hash), searched only under its own name: never mixed.
-DIGESTS = {"sha256": t.photos.c.sha256, "blake2b": t.photos.c.blake2b}
 DIGEST_NAMES = {"sha256": "SHA-256", "blake2b": "BLAKE2b-256"}
 _HEX_DIGEST = re.compile(r"[0-9a-f]{8,64}")
 
 
-def _digest_match(algorithm: str, column: Any, value: str) -> ColumnElement[bool]:
+def _digest_match(algorithm: str, value: str) -> ColumnElement[bool]:
     """Files with this digest, or (for fewer than its 64 digits) whose digest begins with it:
     a range of the column's index, whatever the database's collation."""
     digits = value.strip().lower()
@@ -426,6 +424,7 @@ def _digest_match(algorithm: str, column: Any, value: str) -> ColumnElement[bool
             f"not a {DIGEST_NAMES[algorithm]} digest: {value!r} "
             "(64 hex digits, or the first 8 or more)"
         )
+    column = t.DIGEST_COLUMNS[algorithm]
     if len(digits) == 64:
         return column == digits  # type: ignore[no-any-return]
     return and_(column >= digits, column < digits + "g")  # "g" follows every hex digit
@@ -599,9 +598,10 @@ def duplicates(
     one record per file (the digest, how many copies, size, path), the largest files first, a
     group's copies together, by path. Also how many files there have no such digest (not hashed
     yet, or hashed with the other algorithm): their copies cannot be listed."""
-    if algorithm not in DIGESTS:
-        raise QueryError(f"no digest {algorithm!r}; choose one of {', '.join(DIGESTS)}")
-    column = DIGESTS[algorithm]
+    if algorithm not in t.DIGEST_COLUMNS:
+        choices = ", ".join(t.DIGEST_COLUMNS)
+        raise QueryError(f"no digest {algorithm!r}; choose one of {choices}")
+    column = t.DIGEST_COLUMNS[algorithm]
     f = Filter(path=path)
     groups = (
         lean(f, column.label("digest"), func.count().label("copies"))
@@ -660,7 +660,7 @@ def catalogued_files(
     """(path, its `algorithm` digest or None) of each file catalogued on this machine under
     `folders` (all when there is none), by id, read `batch` rows at a time: no connection is
     held while the caller works through a page (a watcher may be writing meanwhile)."""
-    column = DIGESTS[algorithm]
+    column = t.DIGEST_COLUMNS[algorithm]
     conds = _catalogued_here(folders)
     after = 0
     while True:

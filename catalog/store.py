@@ -944,11 +944,10 @@ def _place_key(p: places.Place) -> tuple[str, str, str, str]:
 def _digest_column(algorithm: str) -> Any:
     """The photos column holding digests by `algorithm`: each algorithm has its own column, so
     a digest is never taken for another algorithm's."""
-    if algorithm == "sha256":
-        return t.photos.c.sha256
-    if algorithm == "blake2b":
-        return t.photos.c.blake2b
-    raise ValueError(f"no digest column for {algorithm!r}")
+    try:
+        return t.DIGEST_COLUMNS[algorithm]
+    except KeyError:
+        raise ValueError(f"no digest column for {algorithm!r}") from None
 
 
 def _photo_ids(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:

@@ -124,6 +124,10 @@ photos = Table(
     Index("ix_photos_place_id", "place_id"),
 )
 
+# Each digest algorithm's column (scan --hash), by the algorithm's name: a digest is searched,
+# stored and compared only under its own name, never taken for another algorithm's.
+DIGEST_COLUMNS = {"sha256": photos.c.sha256, "blake2b": photos.c.blake2b}
+
 gps_positions = Table(
     "gps_positions",
     metadata,
