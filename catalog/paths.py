@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 
 ESCAPE = "\ufdd0"
+# A byte that was not UTF-8 (surrogateescape'd, from a file name or a command line), or junk.
+SURROGATE = re.compile("[\ud800-\udfff]")
 _TO_DB = re.compile("[\ud800-\udfff\ufdd0]")
 _FROM_DB = re.compile("\ufdd0(\ufdd0|d[89a-f][0-9a-f]{2})")
 

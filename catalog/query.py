@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, desc, func, or_, select
 
 from catalog import tables as t
 from catalog.distance import EARTH_RADIUS_M, bounding_box
-from catalog.paths import from_db, to_db
+from catalog.paths import SURROGATE, from_db, to_db
 from catalog.places import SOURCE as PLACE_SOURCE
 from catalog.store import Catalog, this_host
 
@@ -174,9 +174,10 @@ class Near:
     radius_m: float = DEFAULT_WITHIN_M
 
 
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_UNSIGNED = r"(?:\d+(?:\.\d*)?|\.\d+)"  # decimal digits, no exponent
+_NUMBER = rf"[+-]?{_UNSIGNED}"
 _POINT = re.compile(rf"\s*({_NUMBER})\s*,\s*({_NUMBER})\s*")
-_DISTANCE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(m|km)\s*", re.IGNORECASE)
+_DISTANCE = re.compile(rf"\s*({_UNSIGNED})\s*(m|km)\s*", re.IGNORECASE)
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -246,7 +247,7 @@ class Between:
         return cls(*bounds)
 
 
-_FRACTION = re.compile(rf"\s*({_NUMBER})\s*(?:/\s*(\d+(?:\.\d*)?|\.\d+)\s*)?")
+_FRACTION = re.compile(rf"\s*({_NUMBER})\s*(?:/\s*({_UNSIGNED})\s*)?")
 
 
 def _number(text: str, whole: str) -> float:
@@ -298,16 +299,13 @@ class Filter:
 
 def _text_match(column: Any, value: str) -> ColumnElement[bool]:
     """Case-insensitive exact match, or a LIKE when the value holds * or ? wildcards."""
-    if _UNDECODED.search(value):  # bytes the terminal sent that are not UTF-8 (surrogateescape)
+    if SURROGATE.search(value):  # bytes the terminal sent that are not UTF-8
         raise QueryError(f"'{value}' is not valid UTF-8 text: type it as Unicode")
     if "*" in value or "?" in value:
         escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = escaped.replace("*", "%").replace("?", "_")
         return func.lower(column).like(pattern, escape="\\")
     return func.lower(column) == value.lower()
-
-
-_UNDECODED = re.compile(r"[\ud800-\udfff]")
 
 
 def build(f: Filter, columns: Sequence[Any] = RECORD_COLUMNS) -> Select[Any]:

@@ -17,10 +17,11 @@ from enum import StrEnum
 from itertools import islice
 from typing import IO, Any, AnyStr, Generic, Protocol
 
+from catalog.paths import SURROGATE
+
 CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
-SURROGATE = re.compile(r"[\ud800-\udfff]")  # a byte of a non-UTF-8 file name, or junk
 # Valid in JSON strings as they are, but a terminal may act on them: written as \uXXXX escapes.
 JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 JSON_UNSAFE_OR_SURROGATE = re.compile(JSON_UNSAFE.pattern[:-1] + r"\ud800-\udfff]")
