@@ -59,6 +59,18 @@ WorkersOption = Annotated[
 ]
 
 
+class DigestChoice(StrEnum):
+    sha256 = "sha256"
+    blake2b = "blake2b"
+
+
+# The digest a command reads from the catalog (duplicates, verify), as scan --hash stored it.
+DigestOption = Annotated[
+    DigestChoice,
+    typer.Option("--hash", help="Which digest: as scan --hash stored it.", case_sensitive=False),
+]
+
+
 def _finite(value: float | None) -> float | None:
     """click's ranges let nan and inf through: nan compares false with everything (a file
     would never settle), inf overflows the clock."""
@@ -432,17 +444,9 @@ def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
     _emit(rows, fmt, keys, keys)
 
 
-class DigestChoice(StrEnum):
-    sha256 = "sha256"
-    blake2b = "blake2b"
-
-
 @app.command()
 def duplicates(
-    hash_with: Annotated[
-        DigestChoice,
-        typer.Option("--hash", help="Which digest to compare (scan --hash).", case_sensitive=False),
-    ] = DigestChoice.sha256,
+    hash_with: DigestOption = DigestChoice.sha256,
     path: Annotated[
         str | None, typer.Option(help="Only files under this folder, compared with each other.")
     ] = None,
@@ -484,10 +488,7 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    hash_with: Annotated[
-        DigestChoice,
-        typer.Option("--hash", help="Which digest to check (scan --hash).", case_sensitive=False),
-    ] = DigestChoice.sha256,
+    hash_with: DigestOption = DigestChoice.sha256,
     every: Annotated[
         bool, typer.Option("--all", help="List every file, not only those that did not verify.")
     ] = False,

@@ -63,7 +63,7 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-HOST_LENGTH = 255  # roots.host
+HOST_LENGTH = t.roots.c.host.type.length  # 255
 
 
 def this_host() -> str:
