@@ -189,7 +189,7 @@ def test_read_only_catalog_is_a_clear_error_and_stays_as_it_was(tmp_path: Path) 
     writable, mounted = tmp_path / "rw", tmp_path / "ro"
     photos = tmp_path / "photos"
     for i in range(5):
-        make_photo(photos / f"{i}.jpg")
+        make_photo(photos / f"{i}.jpg", gps=(48.8584, 2.2945))
     writable.mkdir()
     with open_catalog(writable / "catalog.db") as catalog:
         scan(catalog, [photos], workers=1)
@@ -205,6 +205,12 @@ def test_read_only_catalog_is_a_clear_error_and_stays_as_it_was(tmp_path: Path) 
         )
         assert found.returncode == 0, found.stderr
         assert found.stdout.strip() == "5"
+        # the distance function is registered on a read-only connection too; verify writes nothing
+        near = [*PHOTOCAT, "search", "--near", "48.8584,2.2945", "--count", "--db", db]
+        found = subprocess.run(near, capture_output=True, text=True)
+        assert (found.returncode, found.stdout.strip()) == (0, "5"), found.stderr
+        checked = subprocess.run([*PHOTOCAT, "verify", "--db", db], capture_output=True, text=True)
+        assert checked.returncode == 0 and "ok 5," in checked.stderr, checked.stderr
         result = subprocess.run(
             [*PHOTOCAT, "scan", str(photos), "--db", db], capture_output=True, text=True
         )
