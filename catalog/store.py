@@ -372,7 +372,9 @@ class Catalog:
             with self.writing() as conn:
                 stored = to_db(path)
                 conn.execute(
-                    _insert_ignore(conn, t.roots, ["host", "path"], host=host, path=stored)
+                    _insert_ignore(
+                        conn, t.roots, ["host", "path"], host=host, path=stored, added_at=now()
+                    )
                 )
                 found = conn.execute(q).scalar_one()
         if found is not None:
@@ -514,7 +516,9 @@ class Catalog:
                     prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
                     return root_id, root_path, prefix
             conn.execute(
-                _insert_ignore(conn, t.roots, ["host", "path"], host=host, path=to_db(path))
+                _insert_ignore(
+                    conn, t.roots, ["host", "path"], host=host, path=to_db(path), added_at=now()
+                )
             )
             q = select(t.roots.c.id).where(t.roots.c.host == host, t.roots.c.path == to_db(path))
             root_id = conn.execute(q).scalar_one()

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import engine_for, sqlite_only
+from conftest import BACKEND, engine_for, sqlite_only
 from sqlalchemy import func, inspect, select, text
 
 from catalog import query
+from catalog import tables as t
 from catalog.models import Base, Device, GpsPosition, Photo, RawTags
 from catalog.record import PhotoRecord, RawTag
 from catalog.store import Catalog, CatalogError, FileEntry, _script_head, migrate, open_catalog
@@ -528,3 +529,20 @@ def test_a_script_that_is_not_utf8_leaves_the_head_to_alembic(tmp_path: Path) ->
         (tmp_path / name).write_text(source, encoding="utf-8")
     (tmp_path / "0003_c.py").write_bytes(b'# \xff\nrevision = "0003"\ndown_revision = "0002"\n')
     assert _head_of(tmp_path) is None
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="a session time zone is PostgreSQL's")
+def test_a_roots_added_at_is_utc_whatever_the_servers_time_zone(tmp_path: Path, db: str) -> None:
+    """PostgreSQL's CURRENT_TIMESTAMP, stored in a column without a time zone, is the session's
+    local time: the catalog writes the UTC time itself, through both ways a root is made."""
+    far = db + ("&" if "?" in db else "?") + "options=-c%20timezone%3DPacific/Kiritimati"  # +14
+    with open_catalog(far) as catalog:
+        with catalog.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "Pacific/Kiritimati"
+        catalog.claim_root(str(tmp_path / "scanned"))
+        catalog.root_id(str(tmp_path / "made"))
+    with open_catalog(db) as catalog, catalog.engine.connect() as conn:
+        added = conn.execute(select(t.roots.c.added_at)).scalars().all()
+    assert len(added) == 2
+    for when in added:
+        assert abs(when - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=2)
