@@ -416,11 +416,16 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
 
     Example: photocat devices --format csv
     """
+    keys = ("make", "model", "photos", "first_captured_at", "last_captured_at")
+    _summary("devices", keys, fmt, db)
+
+
+def _summary(question: str, keys: tuple[str, ...], fmt: OutputFormat, db: str | None) -> None:
+    """A command that lists one of catalog.query's summaries (devices, places, folders)."""
     from catalog import query
 
     with open_db(db, query=True) as catalog, _answering():
-        rows = query.devices(catalog)
-    keys = ("make", "model", "photos", "first_captured_at", "last_captured_at")
+        rows = getattr(query, question)(catalog)
     _emit(rows, fmt, keys, keys)
 
 
@@ -433,15 +438,11 @@ def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
 
     Example: photocat places
     """
-    from catalog import query
-
-    with open_db(db, query=True) as catalog, _answering():
-        rows = query.places(catalog)
     keys = (
         "country", "country_name", "region", "city", "photos", "first_captured_at",
         "last_captured_at",
     )  # fmt: skip
-    _emit(rows, fmt, keys, keys)
+    _summary("places", keys, fmt, db)
 
 
 @app.command()
@@ -476,6 +477,60 @@ def duplicates(
         )
     keys = (hash_with.value, "copies", "size", "path")
     _emit(rows, fmt, keys, keys)
+
+
+@app.command()
+def folders(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
+    """Each catalogued folder, on every machine: its photo count, when it was added and last
+    scanned (UTC).
+
+    Example: photocat folders --format json
+    """
+    _summary("folders", ("host", "path", "photos", "added_at", "last_scan_at"), fmt, db)
+
+
+@app.command()
+def forget(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Folders (catalogued, or inside or above catalogued ones); they need not exist.",
+            show_default=False,
+        ),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Take folders out of the catalog: the photos catalogued on this machine under them. The
+    files themselves are not touched.
+
+    For a drive that is gone for good, or a folder no longer wanted: scan and watch never
+    take an unreachable folder's photos out (an unmounted drive is not 'every photo deleted').
+    Stop a watch of the folder first, or it catalogues the files again. Exit status 1 when
+    nothing was catalogued under a folder given.
+
+    Example: photocat forget /media/old-drive/Pictures
+    """
+    from catalog.errors import CatalogError
+    from catalog.ingest import RootError
+    from catalog.ingest import forget as forget_folder
+    from catalog.render import inert
+
+    missed = False
+    with open_db(db) as catalog, _answering():
+        for path in paths:
+            try:
+                photos, roots = forget_folder(catalog, path)
+            except RootError as exc:
+                typer.echo(f"photocat: {inert(str(exc))}", err=True)
+                missed = True
+                continue
+            except CatalogError as exc:  # the catalog itself: read-only, the server gone...
+                fail(str(exc))
+            folders = f" ({roots} catalogued folder(s))" if roots else ""
+            where = inert(os.path.abspath(path))
+            typer.echo(f"photocat: forgot {photos} photo(s) under {where}{folders}", err=True)
+    if missed:
+        raise typer.Exit(1)
 
 
 @app.command()

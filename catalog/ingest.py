@@ -1099,6 +1099,19 @@ def _has_entries(folder: str) -> bool:
         return False
 
 
+# Forgetting a folder: its files out of the catalog, the files themselves untouched ----------------
+def forget(catalog: Catalog, folder: str | os.PathLike[str]) -> tuple[int, int]:
+    """Take the files catalogued on this machine under `folder` out of the catalog: a folder
+    whose drive is gone for good, which scan and watch keep (an unreachable root is never read
+    as 'every photo deleted'), or one no longer wanted. The folder need not exist. Returns
+    (photos removed, catalogued folders removed); nothing catalogued there is a RootError."""
+    path = os.path.abspath(os.fspath(folder))
+    photos, roots = catalog.forget(path)
+    if not photos and not roots:
+        raise RootError(f"nothing catalogued on this machine under {path}")
+    return photos, roots
+
+
 # Incremental changes: what `photocat watch` feeds through the same read/store path as scan --------
 @dataclass(slots=True)
 class ChangeReport:

@@ -679,6 +679,31 @@ def catalogued_files(
             yield _join(from_db(root), from_db(rel)), digest
 
 
+def folders(catalog: Catalog) -> list[dict[str, Any]]:
+    """Each catalogued folder (a root: scanned or watched, on any machine) with its number of
+    photos, when it was added and last scanned (UTC); by machine, then path."""
+    count = (
+        select(func.count())
+        .where(t.photos.c.root_id == t.roots.c.id)  # the (root_id, rel_path) index: a range count
+        .scalar_subquery()
+        .label("photos")
+    )
+    stmt = select(
+        t.roots.c.host, t.roots.c.path, count, t.roots.c.added_at, t.roots.c.last_scan_at
+    ).order_by(t.roots.c.host, t.roots.c.path)
+    with catalog.engine.connect() as conn:
+        return [
+            {
+                "host": r.host,
+                "path": from_db(r.path),
+                "photos": r.photos,
+                "added_at": _iso(r.added_at, "Z"),
+                "last_scan_at": _iso(r.last_scan_at, "Z"),
+            }
+            for r in conn.execute(stmt)
+        ]
+
+
 def places(catalog: Catalog) -> list[dict[str, Any]]:
     """Each place photos were found in (nearest town to their GPS position), with its photo
     count and first/last capture time; most photos first."""

@@ -542,6 +542,35 @@ class Catalog:
             )
             conn.execute(delete(t.roots).where(t.roots.c.id == sub_id))
 
+    def forget(self, path: str, host: str | None = None) -> tuple[int, int]:
+        """Take out of the catalog every file catalogued on `host` under the folder `path`
+        (absolute), whether or not the folder still exists: a root at or inside `path` goes
+        with its files, and inside a root the files below `path` go. The files themselves are
+        not touched. One transaction, serialised against claims like a fold (PostgreSQL:
+        exclusive ROOTS_LOCK). Returns (photos removed, roots removed)."""
+        host = host or this_host()
+        base = path.rstrip(os.sep) + os.sep
+        photos = roots = 0
+        with self.writing(folding=True) as conn:
+            rows = conn.execute(
+                select(t.roots.c.id, t.roots.c.path).where(t.roots.c.host == host)
+            ).all()
+            for root_id, stored in rows:
+                root_path = from_db(stored)
+                if root_path == path or root_path.startswith(base):
+                    gone = delete(t.photos).where(t.photos.c.root_id == root_id)
+                    photos += conn.execute(gone).rowcount
+                    conn.execute(delete(t.roots).where(t.roots.c.id == root_id))
+                    self._root_paths.pop(root_id, None)
+                    roots += 1
+                elif path.startswith(root_path.rstrip(os.sep) + os.sep):
+                    prefix = os.path.relpath(path, root_path).replace(os.sep, "/") + "/"
+                    gone = delete(t.photos).where(
+                        t.photos.c.root_id == root_id, _under(to_db(prefix))
+                    )
+                    photos += conn.execute(gone).rowcount
+        return photos, roots
+
     # digests (the hash stage of scan, catalog.ingest.hash_place) ----------------------------
     def count_undigested(self, root_id: int, prefix: str, algorithm: str) -> int:
         """How many rows under a root's folder ('' for all) have no `algorithm` digest."""

@@ -211,6 +211,15 @@ def test_read_only_catalog_is_a_clear_error_and_stays_as_it_was(tmp_path: Path) 
         assert (found.returncode, found.stdout.strip()) == (0, "5"), found.stderr
         checked = subprocess.run([*PHOTOCAT, "verify", "--db", db], capture_output=True, text=True)
         assert checked.returncode == 0 and "ok 5," in checked.stderr, checked.stderr
+        listed = subprocess.run(
+            [*PHOTOCAT, "folders", "--db", db, "-f", "csv"], capture_output=True, text=True
+        )
+        assert listed.returncode == 0 and f"{photos},5," in listed.stdout, listed.stderr
+        forgot = subprocess.run(
+            [*PHOTOCAT, "forget", str(photos), "--db", db], capture_output=True, text=True
+        )
+        assert forgot.returncode == 1 and "readonly" in forgot.stderr, forgot.stderr
+        assert "Traceback" not in forgot.stderr
         result = subprocess.run(
             [*PHOTOCAT, "scan", str(photos), "--db", db], capture_output=True, text=True
         )

@@ -1,0 +1,215 @@
+"""The catalogued folders: `photocat folders` lists them, `photocat forget` takes them out, on
+real trees scanned into a real catalog, reopened afterwards to check every table: a whole root,
+a folder inside a root (next to a sibling whose name it prefixes), a folder above several roots,
+a folder deleted from the disk (the case scan and watch leave alone), another machine's folder,
+and a folder with nothing catalogued."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from photos import make_photo
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from catalog import tables as t
+from catalog.cli import app
+from catalog.ingest import RootError, forget, scan
+from catalog.paths import from_db
+from catalog.store import open_catalog
+
+runner = CliRunner()
+
+
+def make_tree(top: Path, names: list[str]) -> Path:
+    for i, name in enumerate(names):
+        make_photo(top / name, gps=(45.0 + i / 100, 4.0), model=f"Model {name.split('/')[0]}")
+    return top
+
+
+def state(db: str) -> dict[str, object]:
+    """Every table's content that a forget may touch, read back from the database."""
+    with open_catalog(db) as catalog, catalog.engine.connect() as conn:
+        roots = {r.id: from_db(r.path) for r in conn.execute(select(t.roots.c.id, t.roots.c.path))}
+        photos = {
+            r.id: roots[r.root_id].rstrip("/") + "/" + from_db(r.rel_path)
+            for r in conn.execute(select(t.photos.c.id, t.photos.c.root_id, t.photos.c.rel_path))
+        }
+        gps = set(conn.execute(select(t.gps_positions.c.photo_id)).scalars())
+        tags = set(conn.execute(select(t.raw_tags.c.photo_id)).scalars())
+    return {"roots": sorted(roots.values()), "photos": photos, "gps": gps, "tags": tags}
+
+
+def paths(s: dict[str, object]) -> set[str]:
+    return set(s["photos"].values())  # type: ignore[attr-defined]
+
+
+def consistent(s: dict[str, object]) -> bool:
+    """No GPS position or tag listing left of a photo that is gone."""
+    return s["gps"] <= s["tags"] == set(s["photos"])  # type: ignore[operator]
+
+
+def test_forgetting_a_root_takes_its_photos_and_nothing_else(tmp_path: Path, db: str) -> None:
+    a = make_tree(tmp_path / "a", ["x/1.jpg", "x/2.jpg", "3.jpg"])
+    b = make_tree(tmp_path / "b", ["4.jpg", "y/5.jpg"])
+    with open_catalog(db) as catalog:
+        scan(catalog, [a, b], workers=1)
+    before = state(db)
+    assert len(before["photos"]) == 5 and consistent(before)  # type: ignore[arg-type]
+
+    with open_catalog(db) as catalog:
+        assert forget(catalog, a) == (3, 1)
+    after = state(db)
+    assert after["roots"] == [str(b)]
+    assert paths(after) == {str(b / "4.jpg"), str(b / "y" / "5.jpg")}
+    assert {k: v for k, v in before["photos"].items() if k in after["photos"]} == after["photos"]  # type: ignore[attr-defined]
+    assert consistent(after)
+
+
+def test_forgetting_a_folder_inside_a_root_keeps_the_root_and_its_other_files(
+    tmp_path: Path, db: str
+) -> None:
+    # "sub" prefixes "sub2" and "sub_x" as text: only the folder itself goes
+    top = make_tree(tmp_path / "top", ["sub/1.jpg", "sub/deep/2.jpg", "sub2/3.jpg", "sub_x/4.jpg"])
+    make_photo(top / "5.jpg")
+    with open_catalog(db) as catalog:
+        scan(catalog, [top], workers=1)
+        assert forget(catalog, top / "sub") == (2, 0)
+    after = state(db)
+    assert after["roots"] == [str(top)]
+    assert paths(after) == {str(top / p) for p in ("sub2/3.jpg", "sub_x/4.jpg", "5.jpg")}
+    assert consistent(after)
+
+
+def test_forgetting_a_folder_above_roots_takes_every_root_inside(tmp_path: Path, db: str) -> None:
+    x = make_tree(tmp_path / "drive" / "x", ["1.jpg"])
+    y = make_tree(tmp_path / "drive" / "y", ["2.jpg", "3.jpg"])
+    other = make_tree(tmp_path / "drive2", ["4.jpg"])  # "drive" prefixes "drive2" as text
+    with open_catalog(db) as catalog:
+        scan(catalog, [x], workers=1)
+        scan(catalog, [y], workers=1)
+        scan(catalog, [other], workers=1)
+        assert forget(catalog, tmp_path / "drive") == (3, 2)
+    after = state(db)
+    assert after["roots"] == [str(other)]
+    assert paths(after) == {str(other / "4.jpg")}
+
+
+def test_a_folder_gone_from_the_disk_is_forgotten(tmp_path: Path, db: str) -> None:
+    """The drive that is gone for good: a rescan keeps its photos (an unmounted drive is not
+    'every photo deleted'); forget takes them out, by a path that no longer exists."""
+    gone = make_tree(tmp_path / "old-drive", ["1.jpg", "a/2.jpg"])
+    kept = make_tree(tmp_path / "kept", ["3.jpg"])
+    with open_catalog(db) as catalog:
+        scan(catalog, [gone, kept], workers=1)
+    shutil.rmtree(gone)
+    with open_catalog(db) as catalog:
+        with pytest.raises(RootError, match="does not exist"):
+            scan(catalog, [gone], workers=1)
+        assert len(state(db)["photos"]) == 3  # type: ignore[arg-type]
+        assert forget(catalog, gone) == (2, 1)
+        with pytest.raises(RootError, match="nothing catalogued"):
+            forget(catalog, gone / "a")
+    assert paths(state(db)) == {str(kept / "3.jpg")}
+
+
+def test_nothing_catalogued_there_is_an_error_and_changes_nothing(tmp_path: Path, db: str) -> None:
+    top = make_tree(tmp_path / "top", ["1.jpg", "sub/2.jpg"])
+    with open_catalog(db) as catalog:
+        scan(catalog, [top], workers=1)
+        before = state(db)
+        for folder in (tmp_path / "elsewhere", top / "sub" / "nothing", tmp_path / "to"):
+            with pytest.raises(RootError, match="nothing catalogued on this machine under"):
+                forget(catalog, folder)
+    assert state(db) == before
+
+
+def test_only_this_machines_folders_are_forgotten(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    top = make_tree(tmp_path / "top", ["1.jpg"])
+    monkeypatch.setenv("PHOTOCAT_HOST", "camera-room")
+    with open_catalog(db) as catalog:
+        scan(catalog, [top], workers=1)
+    before = state(db)
+    monkeypatch.setenv("PHOTOCAT_HOST", "laptop")
+    with open_catalog(db) as catalog, pytest.raises(RootError):
+        forget(catalog, top)
+    assert state(db) == before
+    monkeypatch.setenv("PHOTOCAT_HOST", "camera-room")
+    with open_catalog(db) as catalog:
+        assert forget(catalog, top) == (1, 1)
+
+
+def test_a_forgotten_folder_scanned_again_is_catalogued_again(tmp_path: Path, db: str) -> None:
+    top = make_tree(tmp_path / "top", ["1.jpg", "sub/2.jpg"])
+    with open_catalog(db) as catalog:
+        scan(catalog, [top], workers=1)
+        forget(catalog, top / "sub")
+        summary = scan(catalog, [top], workers=1)
+    assert (summary.new, summary.unchanged) == (1, 1)
+    assert paths(state(db)) == {str(top / "1.jpg"), str(top / "sub" / "2.jpg")}
+
+
+def folders_json(db: str) -> list[dict[str, object]]:
+    result = runner.invoke(app, ["folders", "--db", db, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_folders_lists_each_root_with_its_count_and_times(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = make_tree(tmp_path / "a", ["1.jpg", "2.jpg"])
+    b = make_tree(tmp_path / "b", ["3.jpg"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    started = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    monkeypatch.setenv("PHOTOCAT_HOST", "nas")
+    assert runner.invoke(app, ["scan", str(b), "--db", db, "-q"]).exit_code == 0
+    monkeypatch.setenv("PHOTOCAT_HOST", "laptop")
+    assert runner.invoke(app, ["scan", str(a), str(empty), "--db", db, "-q"]).exit_code == 0
+    listed = folders_json(db)
+    assert [(f["host"], f["path"], f["photos"]) for f in listed] == [
+        ("laptop", str(a), 2),
+        ("laptop", str(empty), 0),
+        ("nas", str(b), 1),
+    ]
+    for f in listed:  # UTC, this run's
+        for key in ("added_at", "last_scan_at"):
+            when = datetime.fromisoformat(str(f[key]).removesuffix("Z"))
+            assert str(f[key]).endswith("Z")
+            assert started - timedelta(seconds=1) <= when <= started + timedelta(minutes=2)
+
+
+def test_forget_command_reports_and_fails_on_a_folder_with_nothing(tmp_path: Path, db: str) -> None:
+    a = make_tree(tmp_path / "a", ["1.jpg", "2.jpg"])
+    b = make_tree(tmp_path / "b", ["3.jpg"])
+    assert runner.invoke(app, ["scan", str(a), str(b), "--db", db, "-q"]).exit_code == 0
+    result = runner.invoke(app, ["forget", str(tmp_path / "nowhere"), str(a), "--db", db])
+    assert result.exit_code == 1
+    assert f"nothing catalogued on this machine under {tmp_path / 'nowhere'}" in result.stderr
+    assert f"forgot 2 photo(s) under {a} (1 catalogued folder(s))" in result.stderr
+    assert result.stdout == ""
+    assert [f["path"] for f in folders_json(db)] == [str(b)]
+    result = runner.invoke(app, ["search", "--db", db, "--format", "paths"])
+    assert result.stdout.splitlines() == [str(b / "3.jpg")]
+    result = runner.invoke(app, ["forget", str(b), "--db", db])
+    assert result.exit_code == 0
+    assert result.stderr == f"photocat: forgot 1 photo(s) under {b} (1 catalogued folder(s))\n"
+
+
+def test_a_hostile_folder_name_is_inert(tmp_path: Path, db: str) -> None:
+    hostile = make_tree(tmp_path / "\x1b]0;owned\x07[red]x[/red]", ["1.jpg"])
+    assert runner.invoke(app, ["scan", str(hostile), "--db", db, "-q"]).exit_code == 0
+    table = runner.invoke(app, ["folders", "--db", db])
+    assert table.exit_code == 0 and "\x1b" not in table.stdout and "\x07" not in table.stdout
+    assert "[red]x[/red]" in table.stdout  # shown as written, not taken as markup
+    assert folders_json(db)[0]["path"] == str(hostile)  # exact in JSON
+    result = runner.invoke(app, ["forget", str(hostile), "--db", db])
+    assert result.exit_code == 0 and "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert folders_json(db) == []
