@@ -620,16 +620,25 @@ class Watcher:
                 self._reconcile_wanted[r.index] = "comeback"
 
     def _replace_place(self, r: _Root) -> None:
-        """Another process folded this root into a parent root (scan of a parent folder): take
-        the new place; what was pending is re-found by a reconcile."""
+        """This root's row went: another process folded it into a parent root (scan of a parent
+        folder), or took it out of the catalog (photocat forget). Take the new place (the
+        parent's, or a new root: a watched folder is catalogued); what was pending is re-found
+        by a reconcile."""
         try:
             r.place = ingest.resolve_place(self.catalog, r.top)
         except RootError:
             return  # gone: the health check reports it
         for key in [k for k in self._pending if k[0] == r.index]:
             del self._pending[key]
-        self._reconcile_wanted[r.index] = "root moved"
-        log.info("%s now belongs to the catalogued folder %s", inert(r.top), r.show(""))
+        if r.place.prefix:
+            self._reconcile_wanted[r.index] = "root moved"
+            log.info("%s now belongs to the catalogued folder %s", inert(r.top), r.show(""))
+        else:
+            self._reconcile_wanted[r.index] = "forgotten"
+            log.warning(
+                "%s was taken out of the catalog (photocat forget) while watched: cataloguing"
+                " it again; stop its watch to forget it", inert(r.top),
+            )  # fmt: skip
 
     def _may_reconcile(self, now: float) -> bool:
         """Not while files are settling (scan would read them half-written), within reason."""

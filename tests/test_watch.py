@@ -487,6 +487,27 @@ def test_a_root_folded_into_a_parent_by_a_scan_elsewhere_is_followed(
         r.stop()
 
 
+def test_a_root_forgotten_while_watched_is_catalogued_again(
+    db: str, folder: Path, log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: stop a watch before forgetting its folder, or it catalogues the files again;
+    the daemon says so, and follows the folder under its new root."""
+    monkeypatch.setattr(watch, "HEALTH_EVERY", 0.3)
+    r = Running(db, [folder])
+    try:
+        assert_in_step(db, folder)
+        with open_catalog(db) as other:
+            photos, roots = ingest.forget(other, folder)
+        assert photos > 0 and roots == 1
+        wait_until(lambda: log.said("was taken out of the catalog (photocat forget)"))
+        assert not log.said("now belongs to")
+        make_photo(folder / "after-forget.jpg")
+        assert_in_step(db, folder)
+        assert len(read(db, "SELECT id FROM roots")) == 1
+    finally:
+        r.stop()
+
+
 def test_file_names_reach_the_log_inert(running: Running, db: str, folder: Path) -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
