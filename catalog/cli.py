@@ -491,7 +491,7 @@ def folders(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
 
 @app.command()
 def forget(
-    paths: Annotated[
+    folders: Annotated[
         list[Path],
         typer.Argument(
             help="Folders (catalogued, or inside or above catalogued ones); they need not exist.",
@@ -517,9 +517,9 @@ def forget(
 
     missed = False
     with open_db(db) as catalog, _answering():
-        for path in paths:
+        for folder in folders:
             try:
-                photos, roots = forget_folder(catalog, path)
+                photos, roots = forget_folder(catalog, folder)
             except RootError as exc:
                 typer.echo(f"photocat: {inert(str(exc))}", err=True)
                 missed = True
@@ -527,7 +527,7 @@ def forget(
             except CatalogError as exc:  # the catalog itself: read-only, the server gone...
                 fail(str(exc))
             folders = f" ({roots} catalogued folder(s))" if roots else ""
-            where = inert(os.path.abspath(path))
+            where = inert(os.path.abspath(folder))
             typer.echo(f"photocat: forgot {photos} photo(s) under {where}{folders}", err=True)
     if missed:
         raise typer.Exit(1)
