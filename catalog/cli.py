@@ -15,7 +15,7 @@ import inspect
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -416,16 +416,21 @@ def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
 
     Example: photocat devices --format csv
     """
+    from catalog.query import devices as rows_of
+
     keys = ("make", "model", "photos", "first_captured_at", "last_captured_at")
-    _summary("devices", keys, fmt, db)
+    _summary(rows_of, keys, fmt, db)
 
 
-def _summary(question: str, keys: tuple[str, ...], fmt: OutputFormat, db: str | None) -> None:
-    """A command that lists one of catalog.query's summaries (devices, places, folders)."""
-    from catalog import query
-
+def _summary(
+    rows_of: "Callable[[Catalog], list[dict[str, Any]]]",
+    keys: tuple[str, ...],
+    fmt: OutputFormat,
+    db: str | None,
+) -> None:
+    """A command that lists a summary of the catalog (devices, places, folders)."""
     with open_db(db, query=True) as catalog, _answering():
-        rows = getattr(query, question)(catalog)
+        rows = rows_of(catalog)
     _emit(rows, fmt, keys, keys)
 
 
@@ -438,11 +443,13 @@ def places(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
 
     Example: photocat places
     """
+    from catalog.query import places as rows_of
+
     keys = (
         "country", "country_name", "region", "city", "photos", "first_captured_at",
         "last_captured_at",
     )  # fmt: skip
-    _summary("places", keys, fmt, db)
+    _summary(rows_of, keys, fmt, db)
 
 
 @app.command()
@@ -486,7 +493,10 @@ def folders(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None
 
     Example: photocat folders --format json
     """
-    _summary("folders", ("host", "path", "photos", "added_at", "last_scan_at"), fmt, db)
+    from catalog.ingest import catalogued_folders
+
+    keys = ("host", "path", "state", "photos", "added_at", "last_scan_at")
+    _summary(catalogued_folders, keys, fmt, db)
 
 
 @app.command()

@@ -1112,6 +1112,35 @@ def forget(catalog: Catalog, folder: str | os.PathLike[str]) -> tuple[int, int]:
     return photos, roots
 
 
+def folder_state(path: str) -> str:
+    """How a catalogued folder of this machine looks now: "ok"; "missing" (deleted, moved, or
+    its drive not mounted); "empty" (likely an empty mount point: its photos stay catalogued,
+    see root_reachable); "unreadable" (no permission)."""
+    if not os.path.isdir(path):
+        return "missing"
+    if not os.access(path, os.R_OK | os.X_OK):
+        return "unreadable"
+    return "ok" if _has_entries(path) else "empty"
+
+
+def catalogued_folders(catalog: Catalog) -> list[dict[str, Any]]:
+    """The catalog's folders (query.folders), each with its `state` here (folder_state; another
+    machine's folder is "elsewhere": this one cannot look at it)."""
+    from catalog import query
+    from catalog.store import this_host
+
+    host = this_host()
+    return [
+        {
+            "host": row["host"],
+            "path": row["path"],
+            "state": folder_state(row["path"]) if row["host"] == host else "elsewhere",
+            **{k: v for k, v in row.items() if k not in ("host", "path")},
+        }
+        for row in query.folders(catalog)
+    ]
+
+
 # Incremental changes: what `photocat watch` feeds through the same read/store path as scan --------
 @dataclass(slots=True)
 class ChangeReport:

@@ -214,7 +214,7 @@ def test_read_only_catalog_is_a_clear_error_and_stays_as_it_was(tmp_path: Path) 
         listed = subprocess.run(
             [*PHOTOCAT, "folders", "--db", db, "-f", "csv"], capture_output=True, text=True
         )
-        assert listed.returncode == 0 and f"{photos},5," in listed.stdout, listed.stderr
+        assert listed.returncode == 0 and f"{photos},ok,5," in listed.stdout, listed.stderr
         forgot = subprocess.run(
             [*PHOTOCAT, "forget", str(photos), "--db", db], capture_output=True, text=True
         )

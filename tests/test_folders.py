@@ -7,6 +7,7 @@ and a folder with nothing catalogued."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,11 +175,12 @@ def test_folders_lists_each_root_with_its_count_and_times(
     monkeypatch.setenv("PHOTOCAT_HOST", "laptop")
     assert runner.invoke(app, ["scan", str(a), str(empty), "--db", db, "-q"]).exit_code == 0
     listed = folders_json(db)
-    assert [(f["host"], f["path"], f["photos"]) for f in listed] == [
-        ("laptop", str(a), 2),
-        ("laptop", str(empty), 0),
-        ("nas", str(b), 1),
+    assert [(f["host"], f["path"], f["state"], f["photos"]) for f in listed] == [
+        ("laptop", str(a), "ok", 2),
+        ("laptop", str(empty), "empty", 0),
+        ("nas", str(b), "elsewhere", 1),  # another machine's: not looked at here
     ]
+    assert list(listed[0]) == ["host", "path", "state", "photos", "added_at", "last_scan_at"]
     for f in listed:  # UTC, this run's
         for key in ("added_at", "last_scan_at"):
             when = datetime.fromisoformat(str(f[key]).removesuffix("Z"))
@@ -213,3 +215,28 @@ def test_a_hostile_folder_name_is_inert(tmp_path: Path, db: str) -> None:
     result = runner.invoke(app, ["forget", str(hostile), "--db", db])
     assert result.exit_code == 0 and "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert folders_json(db) == []
+
+
+def test_folders_says_which_folders_are_gone(tmp_path: Path, db: str) -> None:
+    """The state that leads to forget: a folder deleted or on a drive not mounted is missing,
+    an empty mount point empty; the photos stay catalogued either way."""
+    gone, unmounted, kept = (make_tree(tmp_path / n, ["1.jpg"]) for n in ("gone", "mnt", "kept"))
+    scanned = runner.invoke(app, ["scan", str(gone), str(unmounted), str(kept), "--db", db, "-q"])
+    assert scanned.exit_code == 0, scanned.output
+    shutil.rmtree(gone)
+    shutil.rmtree(unmounted)
+    unmounted.mkdir()  # the mount point left behind
+    states = {f["path"]: (f["state"], f["photos"]) for f in folders_json(db)}
+    assert states == {
+        str(gone): ("missing", 1),
+        str(unmounted): ("empty", 1),
+        str(kept): ("ok", 1),
+    }
+    if os.geteuid() != 0:  # root reads any folder
+        kept.chmod(0)
+        try:
+            assert {f["path"]: f["state"] for f in folders_json(db)}[str(kept)] == "unreadable"
+        finally:
+            kept.chmod(0o755)
+    csv = runner.invoke(app, ["folders", "--db", db, "--format", "csv"]).stdout.splitlines()
+    assert csv[0] == "host,path,state,photos,added_at,last_scan_at"
