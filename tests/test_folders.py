@@ -21,7 +21,8 @@ from catalog import tables as t
 from catalog.cli import app
 from catalog.ingest import RootError, forget, scan
 from catalog.paths import from_db
-from catalog.store import open_catalog
+from catalog.record import FileEntry, PhotoRecord
+from catalog.store import CatalogError, open_catalog
 
 runner = CliRunner()
 
@@ -240,3 +241,18 @@ def test_folders_says_which_folders_are_gone(tmp_path: Path, db: str) -> None:
             kept.chmod(0o755)
     csv = runner.invoke(app, ["folders", "--db", db, "--format", "csv"]).stdout.splitlines()
     assert csv[0] == "host,path,state,photos,added_at,last_scan_at"
+
+
+def test_a_write_to_a_folder_forgotten_meanwhile_fails_with_the_reason(
+    tmp_path: Path, db: str
+) -> None:
+    """A scan or watch that claimed a folder before another process forgot it: its next batch
+    is refused with one clear error, and writes nothing (no photo under a root that is gone)."""
+    top = make_tree(tmp_path / "top", ["1.jpg"])
+    with open_catalog(db) as writer, open_catalog(db) as other:
+        root_id, _, _ = writer.claim_root(str(top))
+        assert forget(other, top) == (0, 1)
+        entry = FileEntry(root_id, "1.jpg", 1, 1, PhotoRecord(format="JPEG"))
+        with pytest.raises(CatalogError, match=f"root {top} is no longer in the catalog"):
+            writer.upsert([entry])
+    assert state(db)["photos"] == {} and state(db)["roots"] == []
