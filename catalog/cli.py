@@ -536,9 +536,9 @@ def forget(
                 continue
             except CatalogError as exc:  # the catalog itself: read-only, the server gone...
                 fail(str(exc))
-            folders = f" ({roots} catalogued folder(s))" if roots else ""
+            whole = f" ({roots} catalogued folder(s))" if roots else ""
             where = inert(os.path.abspath(folder))
-            typer.echo(f"photocat: forgot {photos} photo(s) under {where}{folders}", err=True)
+            typer.echo(f"photocat: forgot {photos} photo(s) under {where}{whole}", err=True)
     if missed:
         raise typer.Exit(1)
 
