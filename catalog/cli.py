@@ -488,8 +488,12 @@ def duplicates(
 
 @app.command()
 def folders(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
-    """Each catalogued folder, on every machine: its photo count, when it was added and last
-    scanned (UTC).
+    """Each catalogued folder, on every machine: its state here, photo count, when it was added
+    and last scanned (UTC).
+
+    The state is ok, missing (deleted, moved, or its drive not mounted), empty (most likely an
+    empty mount point: its photos stay catalogued), unreadable, or elsewhere (another machine's
+    folder). A folder that stays missing is one to forget.
 
     Example: photocat folders --format json
     """
