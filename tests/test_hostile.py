@@ -14,15 +14,13 @@ import json
 import os
 import re
 import signal
-import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import without_dac
 from corpus import BROKEN, broken_expected, require_corpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -392,40 +390,11 @@ def test_a_file_swapped_for_a_symlink_is_not_read_through_it(tmp_path: Path) -> 
 
 # --- unreadable files and folders -----------------------------------------------------------
 
+
 # Root ignores permission bits through CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH. Dropping those two
 # capabilities (capset, no exec afterwards) makes a root process obey them like anyone else.
-_WITHOUT_DAC = r"""
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-class Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-class Data(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
-header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
-if libc.capget(ctypes.byref(header), data):
-    sys.exit(f"capget: errno {ctypes.get_errno()}")
-keep = ~((1 << 1) | (1 << 2)) & 0xFFFFFFFF  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-data[0].effective &= keep; data[0].permitted &= keep; data[0].inheritable &= keep
-if libc.capset(ctypes.byref(header), data):
-    sys.exit(f"capset: errno {ctypes.get_errno()}")
-if sys.argv[1] == "--probe":
-    try:
-        open(sys.argv[2], "rb")
-    except PermissionError:
-        sys.exit(0)
-    sys.exit("still readable")
-from catalog.cli import app
-app(sys.argv[1:], prog_name="photocat")
-"""
-
-
 def _scan_without_dac(top: Path, db: str) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_DAC, "scan", str(top), "--db", db, "--workers", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = without_dac.photocat("scan", str(top), "--db", db, "--workers", "1")
     return done.returncode, done.stdout, done.stderr
 
 
@@ -481,11 +450,6 @@ def test_unreadable_files_and_folders(tmp_path: Path, db: str) -> None:
 def test_unreadable_files_and_folders_without_dac_capabilities(tmp_path: Path, db: str) -> None:
     """The same scenario in a scan process without the capabilities that let root read
     anything: works for root and non-root alike (a non-root process has none to drop)."""
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"x")
-    probe.chmod(0)
-    done = subprocess.run([sys.executable, "-c", _WITHOUT_DAC, "--probe", str(probe)], timeout=60)
-    probe.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    if done.returncode != 0:
+    if not without_dac.can_deny(tmp_path):
         pytest.skip("cannot drop CAP_DAC_OVERRIDE here (capset refused); nothing denies reads")
     _unreadable_scenario(tmp_path, db, _scan_without_dac)
