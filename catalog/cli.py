@@ -512,10 +512,18 @@ def forget(
             show_default=False,
         ),
     ],
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Another machine's folders (its name as photocat folders shows it; the"
+            " folders by their absolute paths): for a machine that is gone for good.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Take folders out of the catalog: the photos catalogued on this machine under them. The
-    files themselves are not touched.
+    """Take folders out of the catalog: the photos catalogued on this machine (or --host) under
+    them. The files themselves are not touched.
 
     For a drive that is gone for good, or a folder no longer wanted: scan and watch never
     take an unreachable folder's photos out (an unmounted drive is not 'every photo deleted').
@@ -533,7 +541,7 @@ def forget(
     with open_db(db) as catalog, _answering():
         for folder in folders:
             try:
-                photos, roots = forget_folder(catalog, folder)
+                photos, roots = forget_folder(catalog, folder, host)
             except RootError as exc:
                 typer.echo(f"photocat: {inert(str(exc))}", err=True)
                 missed = True
@@ -541,7 +549,7 @@ def forget(
             except CatalogError as exc:  # the catalog itself: read-only, the server gone...
                 fail(str(exc))
             whole = f" ({roots} catalogued folder(s))" if roots else ""
-            where = inert(os.path.abspath(folder))
+            where = inert(os.path.abspath(folder) if host is None else f"{folder} on {host}")
             typer.echo(f"photocat: forgot {photos} photo(s) under {where}{whole}", err=True)
     if missed:
         raise typer.Exit(1)

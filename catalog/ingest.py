@@ -1100,15 +1100,24 @@ def _has_entries(folder: str) -> bool:
 
 
 # Forgetting a folder: its files out of the catalog, the files themselves untouched ----------------
-def forget(catalog: Catalog, folder: str | os.PathLike[str]) -> tuple[int, int]:
-    """Take the files catalogued on this machine under `folder` out of the catalog: a folder
-    whose drive is gone for good, which scan and watch keep (an unreachable root is never read
-    as 'every photo deleted'), or one no longer wanted. The folder need not exist. Returns
-    (photos removed, catalogued folders removed); nothing catalogued there is a RootError."""
-    path = os.path.abspath(os.fspath(folder))
-    photos, roots = catalog.forget(path)
+def forget(
+    catalog: Catalog, folder: str | os.PathLike[str], host: str | None = None
+) -> tuple[int, int]:
+    """Take the files catalogued on this machine (or on `host`) under `folder` out of the
+    catalog: a folder whose drive is gone for good, which scan and watch keep (an unreachable
+    root is never read as 'every photo deleted'), one no longer wanted, or the folders of a
+    machine that is gone. The folder need not exist; another machine's is given by its absolute
+    path. Returns (photos removed, catalogued folders removed); nothing catalogued there is a
+    RootError."""
+    path = os.fspath(folder)
+    if host is None:
+        path = os.path.abspath(path)
+    elif not os.path.isabs(path):
+        raise RootError(f"{path}: give another machine's folder by its absolute path")
+    photos, roots = catalog.forget(os.path.normpath(path), host)
     if not photos and not roots:
-        raise RootError(f"nothing catalogued on this machine under {path}")
+        machine = "this machine" if host is None else repr(host)
+        raise RootError(f"nothing catalogued on {machine} under {path}")
     return photos, roots
 
 

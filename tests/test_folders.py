@@ -147,6 +147,33 @@ def test_only_this_machines_folders_are_forgotten(
         assert forget(catalog, top) == (1, 1)
 
 
+def test_another_machines_folders_are_forgotten_by_name(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine gone for good: its folders, catalogued in a shared catalog, are forgotten from
+    another one by its name (--host), each by its absolute path there."""
+    old_nas, here = (
+        make_tree(tmp_path / "nas", ["1.jpg", "a/2.jpg"]),
+        make_tree(tmp_path / "here", ["3.jpg"]),
+    )
+    monkeypatch.setenv("PHOTOCAT_HOST", "old-nas")
+    with open_catalog(db) as catalog:
+        scan(catalog, [old_nas], workers=1)
+    monkeypatch.setenv("PHOTOCAT_HOST", "laptop")
+    with open_catalog(db) as catalog:
+        scan(catalog, [here], workers=1)
+        with pytest.raises(RootError, match="give another machine's folder by its absolute path"):
+            forget(catalog, "nas", host="old-nas")
+        with pytest.raises(RootError, match=f"nothing catalogued on 'laptop' under {old_nas}"):
+            forget(catalog, old_nas, host="laptop")  # same path, wrong machine
+    result = runner.invoke(app, ["forget", "--host", "old-nas", f"{old_nas}/", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"photocat: forgot 2 photo(s) under {old_nas} on old-nas (1 catalogued folder(s))\n"
+    )
+    assert [(f["host"], f["path"]) for f in folders_json(db)] == [("laptop", str(here))]
+
+
 def test_a_forgotten_folder_scanned_again_is_catalogued_again(tmp_path: Path, db: str) -> None:
     top = make_tree(tmp_path / "top", ["1.jpg", "sub/2.jpg"])
     with open_catalog(db) as catalog:
