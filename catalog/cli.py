@@ -132,11 +132,16 @@ def _started() -> None:
 @app.command()
 def scan(
     folders: Annotated[
-        list[Path],
+        list[Path] | None,
         # readable=False: scan itself reports an unreadable folder (exit 1, escaped name);
         # click's own check would make it a usage error (exit 2) printing the name raw.
-        typer.Argument(help="Folders to catalogue (recursively).", readable=False),
-    ],
+        typer.Argument(
+            help="Folders to catalogue (recursively). None: every folder catalogued on this"
+            " machine, again.",
+            readable=False,
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     workers: WorkersOption = None,
     allow_empty: Annotated[
@@ -157,10 +162,12 @@ def scan(
         ),
     ] = HashChoice.sha256,
 ) -> None:
-    """Catalogue photo folders: add new files, re-read changed ones, forget deleted ones.
+    """Catalogue photo folders: add new files, re-read changed ones, remove deleted ones.
 
     Unchanged files (same size and modification time) are not opened. A folder that is missing,
     unreadable or empty while the catalog holds photos from it is an error: nothing is removed.
+    With no folder, every folder catalogued on this machine is scanned again; those that are
+    missing, unreadable or empty now are skipped (said on stderr), their photos kept.
     Photos are searchable as soon as their headers are read; their digests (--hash) follow, and
     show as null until then (a file of up to 256 KiB is stored with its digest at once).
 
@@ -173,7 +180,7 @@ def scan(
     with _answering(), _progress(quiet) as (advance, set_total):
         try:
             summary = scan_catalog(
-                db, folders, workers=workers, progress=advance, on_total=set_total,
+                db, folders or [], workers=workers, progress=advance, on_total=set_total,
                 allow_empty=allow_empty,
                 hash_with=None if hash_with is HashChoice.none else hash_with.value,
                 freeze_start_up=_one_shot,

@@ -678,6 +678,18 @@ def scan_catalog(
     folders = list(folders)
     workers = workers or os.cpu_count() or 1
     with _start_up_frozen(freeze_start_up) as started:
+        if not folders:  # every folder catalogued here, as it is now
+            from catalog.store import open_catalog
+
+            with open_catalog(url, create=False) as catalog:
+                started()
+                ready, skipped = _catalogued_here(catalog, allow_empty)
+                summary = scan(
+                    catalog, ready, workers=workers, progress=progress, on_total=on_total,
+                    allow_empty=allow_empty, hash_with=hash_with,
+                ) if ready else ScanSummary()  # fmt: skip
+                summary.skipped[:0] = skipped
+                return summary
         if len(folders) != 1 or workers < 2 or not new_sqlite_file(url):
             from catalog.store import open_catalog
 
@@ -702,6 +714,26 @@ def scan_catalog(
                 )
         finally:
             pool.shutdown(cancel_futures=True)
+
+
+def _catalogued_here(catalog: Catalog, allow_empty: bool) -> tuple[list[str], list[str]]:
+    """The folders catalogued on this machine that a scan can read now, and the others, each as
+    "path: why" (scan_catalog skips them: their photos stay catalogued, as when a drive is not
+    mounted; an empty folder is scanned with `allow_empty`). None catalogued here is a
+    RootError: a scan needs folders then."""
+    from catalog.store import this_host
+
+    roots = catalog.roots(this_host())
+    if not roots:
+        raise RootError("nothing is catalogued on this machine: give the folders to scan")
+    ready, skipped = [], []
+    for _, path in roots:
+        state = folder_state(path)
+        if state == "ok" or (state == "empty" and allow_empty):
+            ready.append(path)
+        else:
+            skipped.append(f"{path}: {state}; its photos stay catalogued")
+    return ready, skipped
 
 
 @dataclass(slots=True)

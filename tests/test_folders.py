@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import without_dac
+from conftest import BACKEND
 from photos import make_photo
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -295,3 +296,76 @@ def test_a_write_to_a_folder_forgotten_meanwhile_fails_with_the_reason(
         with pytest.raises(CatalogError, match=f"root {top} is no longer in the catalog"):
             writer.upsert([entry])
     assert state(db)["photos"] == {} and state(db)["roots"] == []
+
+
+def scan_all(db: str, *options: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["scan", "--db", db, "-q", *options])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_scan_with_no_folder_rescans_every_folder_catalogued_here(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = make_tree(tmp_path / "a", ["1.jpg", "2.jpg"])
+    b = make_tree(tmp_path / "b", ["3.jpg", "sub/4.jpg"])
+    theirs = make_tree(tmp_path / "theirs", ["5.jpg"])
+    monkeypatch.setenv("PHOTOCAT_HOST", "other")
+    assert runner.invoke(app, ["scan", str(theirs), "--db", db, "-q"]).exit_code == 0
+    monkeypatch.setenv("PHOTOCAT_HOST", "here")
+    assert runner.invoke(app, ["scan", str(a), str(b), "--db", db, "-q"]).exit_code == 0
+    before = {f["path"]: f for f in folders_json(db)}
+    make_photo(a / "new.jpg")
+    (b / "sub" / "4.jpg").unlink()
+    make_photo(theirs / "not-here.jpg")  # another machine's folder: not this scan's
+    assert scan_all(db) == (
+        0,
+        "new 1, updated 0, unchanged 3, removed 1, failed 0, skipped 0\n",
+        "",
+    )
+    assert paths(state(db)) == {
+        str(p) for p in (a / "1.jpg", a / "2.jpg", a / "new.jpg", b / "3.jpg", theirs / "5.jpg")
+    }
+    after = {f["path"]: f for f in folders_json(db)}
+    assert after[str(theirs)] == before[str(theirs)]
+
+
+def test_scan_with_no_folder_skips_the_folders_it_cannot_read_and_keeps_their_photos(
+    tmp_path: Path, db: str
+) -> None:
+    ok, gone, mount = (make_tree(tmp_path / n, ["1.jpg", "2.jpg"]) for n in ("ok", "gone", "mnt"))
+    assert (
+        runner.invoke(app, ["scan", str(ok), str(gone), str(mount), "--db", db, "-q"]).exit_code
+        == 0
+    )
+    shutil.rmtree(gone)
+    shutil.rmtree(mount)
+    mount.mkdir()  # an empty mount point: the drive is not mounted
+    make_photo(ok / "3.jpg")
+    code, out, err = scan_all(db)
+    assert (code, out) == (0, "new 1, updated 0, unchanged 2, removed 0, failed 0, skipped 2\n")
+    assert err.splitlines() == [
+        f"photocat: skipped {gone}: missing; its photos stay catalogued",
+        f"photocat: skipped {mount}: empty; its photos stay catalogued",
+    ]
+    assert len(paths(state(db))) == 7
+    # --allow-empty: the empty folder is scanned, and its photos go (the user said so)
+    code, out, err = scan_all(db, "--allow-empty")
+    assert (code, out) == (0, "new 0, updated 0, unchanged 3, removed 2, failed 0, skipped 1\n")
+    assert err == f"photocat: skipped {gone}: missing; its photos stay catalogued\n"
+    assert len(paths(state(db))) == 5
+
+
+def test_scan_with_no_folder_and_nothing_to_scan_says_so(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if BACKEND == "sqlite":
+        code, out, err = scan_all(str(tmp_path / "none.db"))
+        assert code == 1 and "no catalog at" in err and out == ""
+        assert not (tmp_path / "none.db").exists()
+    theirs = make_tree(tmp_path / "theirs", ["1.jpg"])
+    monkeypatch.setenv("PHOTOCAT_HOST", "other")
+    assert runner.invoke(app, ["scan", str(theirs), "--db", db, "-q"]).exit_code == 0
+    monkeypatch.setenv("PHOTOCAT_HOST", "here")
+    code, out, err = scan_all(db)
+    assert code == 1 and out == ""
+    assert err == "photocat: nothing is catalogued on this machine: give the folders to scan\n"
