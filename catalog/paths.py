@@ -19,6 +19,7 @@ ever see real paths (str, surrogateescape'd like os.fsdecode gives them).
 
 from __future__ import annotations
 
+import os
 import re
 
 ESCAPE = "\ufdd0"
@@ -40,3 +41,15 @@ def from_db(text: str) -> str:
     if ESCAPE not in text:
         return text
     return _FROM_DB.sub(lambda m: ESCAPE if m[1] == ESCAPE else chr(int(m[1], 16)), text)
+
+
+def relative_to(path: str, folder: str) -> str | None:
+    """Where an absolute, normalised `path` lies below `folder`: "" when it is the folder, the
+    part below it ('a/b', '/'-separated as rel_path and prefixes are stored) when inside, None
+    otherwise. By path components: /photos2 is not inside /photos."""
+    if path == folder:
+        return ""
+    base = folder.rstrip(os.sep) + os.sep
+    if path.startswith(base):
+        return path[len(base) :].replace(os.sep, "/")
+    return None

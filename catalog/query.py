@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, desc, func, or_, select
 
 from catalog import tables as t
 from catalog.distance import EARTH_RADIUS_M, bounding_box
-from catalog.paths import SURROGATE, from_db, to_db
+from catalog.paths import SURROGATE, from_db, relative_to, to_db
 from catalog.places import SOURCE as PLACE_SOURCE
 from catalog.store import Catalog, this_host
 
@@ -863,10 +863,9 @@ def photo_detail(catalog: Catalog, path: str) -> dict[str, Any] | None:
     """Everything known about one file: the record, provenance fields, warnings and all tags."""
     target = os.path.abspath(path)
     for root_id, root_path in catalog.roots(host=this_host()):
-        base = root_path.rstrip(os.sep) + os.sep
-        if not target.startswith(base):
+        rel = relative_to(target, root_path)
+        if not rel:  # a file lies strictly inside its root
             continue
-        rel = target[len(base) :].replace(os.sep, "/")
         stmt = _with_details(build(Filter(sort="id"))).where(
             t.photos.c.root_id == root_id, t.photos.c.rel_path == to_db(rel)
         )

@@ -43,7 +43,7 @@ from catalog import places
 from catalog import tables as t
 from catalog.distance import sql_distance_m
 from catalog.errors import CatalogError, describe
-from catalog.paths import from_db, to_db
+from catalog.paths import from_db, relative_to, to_db
 from catalog.record import FileEntry, PhotoRecord, tags_json
 from catalog.urls import database_url
 
@@ -400,9 +400,9 @@ class Catalog:
         for parent_id, parent_path in conn.execute(
             select(t.roots.c.id, t.roots.c.path).where(t.roots.c.host == host)
         ).all():
-            base = from_db(parent_path).rstrip(os.sep) + os.sep
-            if path.startswith(base):
-                return parent_id, path[len(base) :].replace(os.sep, "/") + "/"
+            rel = relative_to(path, from_db(parent_path))
+            if rel:  # strictly inside: the same path would be the same root
+                return parent_id, rel + "/"
         raise CatalogError(f"root {path or root_id} is no longer in the catalog")
 
     def mark_scanned(self, root_id: int) -> None:
@@ -510,11 +510,10 @@ class Catalog:
             ).all()
             known = sorted((from_db(r.path), r.id) for r in rows)
             for root_path, root_id in known:
-                if path == root_path or path.startswith(root_path.rstrip(os.sep) + os.sep):
+                rel = relative_to(path, root_path)
+                if rel is not None:
                     self._root_paths[root_id] = (host, root_path)
-                    rel = os.path.relpath(path, root_path)
-                    prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-                    return root_id, root_path, prefix
+                    return root_id, root_path, rel + "/" if rel else ""
             conn.execute(
                 _insert_ignore(
                     conn, t.roots, ["host", "path"], host=host, path=to_db(path), added_at=now()
@@ -530,15 +529,14 @@ class Catalog:
         self, conn: Connection, root_id: int, path: str, known: list[tuple[str, int]]
     ) -> None:
         """Fold roots that lie inside a new root into it, so no file is catalogued twice."""
-        base = path.rstrip(os.sep) + os.sep
         for sub_path, sub_id in known:
-            if sub_id == root_id or not sub_path.startswith(base):
+            rel = relative_to(sub_path, path)
+            if sub_id == root_id or not rel:
                 continue
-            prefix = sub_path[len(base) :].replace(os.sep, "/") + "/"
             conn.execute(
                 update(t.photos)
                 .where(t.photos.c.root_id == sub_id)
-                .values(root_id=root_id, rel_path=literal(to_db(prefix)) + t.photos.c.rel_path)
+                .values(root_id=root_id, rel_path=literal(to_db(rel + "/")) + t.photos.c.rel_path)
             )
             conn.execute(delete(t.roots).where(t.roots.c.id == sub_id))
 
@@ -549,7 +547,6 @@ class Catalog:
         not touched. One transaction, serialised against claims like a fold (PostgreSQL:
         exclusive ROOTS_LOCK). Returns (photos removed, roots removed)."""
         host = host or this_host()
-        base = path.rstrip(os.sep) + os.sep
         photos = roots = 0
         with self.writing(folding=True) as conn:
             rows = conn.execute(
@@ -557,16 +554,15 @@ class Catalog:
             ).all()
             for root_id, stored in rows:
                 root_path = from_db(stored)
-                if root_path == path or root_path.startswith(base):
+                if relative_to(root_path, path) is not None:  # the root is at or inside `path`
                     gone = delete(t.photos).where(t.photos.c.root_id == root_id)
                     photos += conn.execute(gone).rowcount
                     conn.execute(delete(t.roots).where(t.roots.c.id == root_id))
                     self._root_paths.pop(root_id, None)
                     roots += 1
-                elif path.startswith(root_path.rstrip(os.sep) + os.sep):
-                    prefix = os.path.relpath(path, root_path).replace(os.sep, "/") + "/"
+                elif rel := relative_to(path, root_path):  # `path` is inside the root
                     gone = delete(t.photos).where(
-                        t.photos.c.root_id == root_id, _under(to_db(prefix))
+                        t.photos.c.root_id == root_id, _under(to_db(rel + "/"))
                     )
                     photos += conn.execute(gone).rowcount
         return photos, roots

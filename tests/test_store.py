@@ -12,6 +12,7 @@ from sqlalchemy import func, inspect, select, text
 from catalog import query
 from catalog import tables as t
 from catalog.models import Base, Device, GpsPosition, Photo, RawTags
+from catalog.paths import relative_to
 from catalog.record import PhotoRecord, RawTag
 from catalog.store import Catalog, CatalogError, FileEntry, _script_head, migrate, open_catalog
 
@@ -546,3 +547,21 @@ def test_a_roots_added_at_is_utc_whatever_the_servers_time_zone(tmp_path: Path, 
     assert len(added) == 2
     for when in added:
         assert abs(when - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    ("path", "folder", "expected"),
+    [
+        ("/photos", "/photos", ""),
+        ("/photos/2016/a.jpg", "/photos", "2016/a.jpg"),
+        ("/photos/2016", "/photos/", "2016"),
+        ("/photos2/a.jpg", "/photos", None),  # a prefix as text, not as a folder
+        ("/photo", "/photos", None),
+        ("/", "/", ""),
+        ("/a/b", "/", "a/b"),
+        ("/a", "/a/b", None),
+        ("/caf\udce9/x", "/caf\udce9", "x"),  # a name that is not UTF-8
+    ],
+)
+def test_relative_to(path: str, folder: str, expected: str | None) -> None:
+    assert relative_to(path, folder) == expected
