@@ -683,7 +683,7 @@ def scan_catalog(
 
             with open_catalog(url, create=False) as catalog:
                 started()
-                ready, skipped = _catalogued_here(catalog, allow_empty)
+                ready, skipped = _scannable_roots(catalog, allow_empty)
                 summary = scan(
                     catalog, ready, workers=workers, progress=progress, on_total=on_total,
                     allow_empty=allow_empty, hash_with=hash_with,
@@ -716,7 +716,7 @@ def scan_catalog(
             pool.shutdown(cancel_futures=True)
 
 
-def _catalogued_here(catalog: Catalog, allow_empty: bool) -> tuple[list[str], list[str]]:
+def _scannable_roots(catalog: Catalog, allow_empty: bool) -> tuple[list[str], list[str]]:
     """The folders catalogued on this machine that a scan can read now, and the others, each as
     "path: why" (scan_catalog skips them: their photos stay catalogued, as when a drive is not
     mounted; an empty folder is scanned with `allow_empty`). None catalogued here is a
@@ -1206,9 +1206,9 @@ def in_place(place: Place, rel_path: str) -> bool:
 
 
 def root_reachable(root_path: str) -> bool:
-    """A root whose rows may be removed: it exists and is not empty (an empty mount point or a
-    missing folder means unmounted or unreachable, never 'every photo was deleted')."""
-    return os.path.isdir(root_path) and _has_entries(root_path)
+    """A root whose rows may be removed: it exists, can be read and is not empty (an empty mount
+    point or a missing folder means unmounted or unreachable, never 'every photo was deleted')."""
+    return folder_state(root_path) == "ok"
 
 
 def ingest_changes(
