@@ -341,12 +341,14 @@ def gps_coordinate(dms: object, ref: object, axis: str, warnings: list[str]) -> 
     """
     if dms is None:
         return None
-    parts = dms if isinstance(dms, tuple) else (dms,)
-    values = [finite_float(part) for part in parts[:3]]
-    if not values or any(value is None or value < 0 for value in values):
-        warnings.append(f"GPS{axis} {render_value(dms)!r} is undefined; ignored")
-        return None
-    degrees = sum(value / 60**i for i, value in enumerate(values))  # type: ignore[operator]
+    parts = (dms if isinstance(dms, tuple) else (dms,))[:3]
+    degrees = _exact_degrees(parts) if parts else None
+    if degrees is None:  # not plain int ratios (a float, n/0, a huge value): as floats
+        values = [finite_float(part) for part in parts]
+        if not values or any(value is None or value < 0 for value in values):
+            warnings.append(f"GPS{axis} {render_value(dms)!r} is undefined; ignored")
+            return None
+        degrees = sum(value / 60**i for i, value in enumerate(values))  # type: ignore[operator]
     positive, negative, limit = ("N", "S", 90.0) if axis == "Latitude" else ("E", "W", 180.0)
     ref_text = (clean_text(ref) or "").strip().upper()[:1]
     if ref_text not in (positive, negative):
@@ -356,6 +358,28 @@ def gps_coordinate(dms: object, ref: object, axis: str, warnings: list[str]) -> 
         warnings.append(f"GPS{axis} {degrees!r} is out of range; ignored")
         return None
     return -degrees if ref_text == negative else degrees
+
+
+def _exact_degrees(parts: tuple[object, ...]) -> float | None:
+    """deg + min/60 + sec/3600 of int ratios, as the double nearest the exact sum (int / int is
+    correctly rounded): summing the parts as floats is often a unit in the last place off
+    (2° 17' 40.1316" gave 2.2944809999999998, not 2.294481). None when a part is no int ratio."""
+    numerator, denominator = 0, 1
+    for i, part in enumerate(parts):
+        if type(part) is int:
+            n, d = part, 1
+        elif isinstance(part, Rational):
+            n, d = part.numerator, part.denominator
+            if type(n) is not int or type(d) is not int or d <= 0 or n < 0:
+                return None
+        else:
+            return None
+        scale = d * 60**i
+        numerator, denominator = numerator * scale + n * denominator, denominator * scale
+    try:
+        return numerator / denominator
+    except OverflowError:
+        return None
 
 
 def gps_altitude(altitude: object, ref: object, warnings: list[str]) -> float | None:

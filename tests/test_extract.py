@@ -690,6 +690,60 @@ def test_clean_text() -> None:
     assert clean_text(12) is None
 
 
+def test_gps_coordinates_are_the_double_nearest_the_exact_sum() -> None:
+    """Degrees, minutes and seconds are rationals: their sum is exact, and the coordinate stored
+    is the double nearest it, as ExifTool prints it (2.294481), not the float sum's last-place
+    error (2.2944809999999998)."""
+    from fractions import Fraction
+
+    from PIL.TiffImagePlugin import IFDRational
+
+    paris = (IFDRational(2, 1), IFDRational(17, 1), IFDRational(401316, 10000))
+    assert gps_coordinate(paris, "E", "Longitude", []) == 2.294481
+    assert gps_coordinate(paris, "W", "Longitude", []) == -2.294481
+    rng = random.Random(5)
+    float_sum_off = 0
+    for _ in range(3000):
+        d, q = (rng.choice([1, 10, 100, 1000, 10000, 1000000, 7, 2**32 - 1]) for _ in "dq")
+        parts = ((rng.randrange(89), 1), (rng.randrange(60 * d), d), (rng.randrange(60 * q), q))
+        exact = float(sum(Fraction(n, q) / 60**i for i, (n, q) in enumerate(parts)))
+        dms = tuple(IFDRational(n, q) for n, q in parts)
+        assert gps_coordinate(dms, "N", "Latitude", []) == exact, parts
+        float_sum_off += sum(n / q / 60**i for i, (n, q) in enumerate(parts)) != exact
+    assert float_sum_off > 100  # the float sum the catalog used to store is often off
+    # Pillow's other value types: an int part, and a degrees-only coordinate
+    assert gps_coordinate((48, IFDRational(51, 1), 0), "N", "Latitude", []) == 48.85
+    assert gps_coordinate((IFDRational(4885837, 100000),), "N", "Latitude", []) == 48.85837
+
+
+def test_corpus_gps_coordinates_are_the_exact_sums_of_their_rationals() -> None:
+    """Every corpus position, whichever reader took it (plain JPEG, Pillow's TIFF, PNG, HEIF):
+    the double nearest the exact sum of the rationals Pillow's own API gives."""
+    from fractions import Fraction
+
+    from PIL.TiffImagePlugin import IFDRational
+
+    checked = 0
+    for name, t in truth().items():
+        if t["gps_latitude"] is None or not readable(t):
+            continue
+        try:
+            with Image.open(IMAGES / name) as im:
+                gps = im.getexif().get_ifd(0x8825)
+        except OSError:  # a raw Pillow does not open by itself (extract finds its TIFF inside)
+            continue
+        record = extract(IMAGES / name)
+        for tag, ref, got in ((2, 1, record.latitude), (4, 3, record.longitude)):
+            parts = gps.get(tag)
+            if not isinstance(parts, tuple) or not all(type(p) is IFDRational for p in parts):
+                continue
+            exact = sum(Fraction(p.numerator, p.denominator) / 60**i for i, p in enumerate(parts))
+            sign = -1 if gps.get(ref, "").upper().startswith(("S", "W")) else 1
+            assert got == sign * float(exact), (name, tag, got, float(exact))
+            checked += 1
+    assert checked >= 40, checked
+
+
 def test_render_value() -> None:
     from PIL.TiffImagePlugin import IFDRational
 
@@ -815,6 +869,7 @@ def test_gps_rules() -> None:
     )
     assert gps_coordinate((Rational(95, 1),), "N", "Latitude", warnings) is None  # out of range
     assert gps_coordinate((Rational(0, 1),) * 3, "N", "Latitude", []) == 0.0  # null island kept
+    assert gps_coordinate((1.5, 0.0, 0.0), "N", "Latitude", []) == 1.5  # floats: summed as such
     assert gps_altitude(Rational(12, 1), b"\x01", []) == -12.0
     assert gps_altitude(Rational(12, 1), 0, []) == 12.0
     assert gps_altitude(Rational(3, 0), 0, warnings) is None
