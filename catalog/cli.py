@@ -161,10 +161,20 @@ def scan(
             case_sensitive=False,
         ),
     ] = HashChoice.sha256,
+    reread: Annotated[
+        bool,
+        typer.Option(
+            "--reread",
+            help="Read every file again, changed or not (after an upgrade of photocat, so that"
+            " photos catalogued before are read as it now reads them); their digests are taken"
+            " again too.",
+        ),
+    ] = False,
 ) -> None:
     """Catalogue photo folders: add new files, re-read changed ones, remove deleted ones.
 
-    Unchanged files (same size and modification time) are not opened. A folder that is missing,
+    Unchanged files (same size and modification time) are not opened (--reread: every file
+    is read again, as after an upgrade of photocat). A folder that is missing,
     unreadable or empty while the catalog holds photos from it is an error: nothing is removed.
     With no folder, every folder catalogued on this machine is scanned again; those that are
     missing, unreadable or empty now are skipped (said on stderr), their photos kept.
@@ -183,7 +193,7 @@ def scan(
                 db, folders or [], workers=workers, progress=advance, on_total=set_total,
                 allow_empty=allow_empty,
                 hash_with=None if hash_with is HashChoice.none else hash_with.value,
-                freeze_start_up=_one_shot,
+                freeze_start_up=_one_shot, reread=reread,
             )  # fmt: skip
         except CatalogError as exc:  # an unusable catalog or folder, or a failed write
             fail(str(exc))

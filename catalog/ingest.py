@@ -623,9 +623,11 @@ def scan(
     on_total: Callable[[int], None] | None = None,
     allow_empty: bool = False,
     hash_with: str | None = "sha256",
+    reread: bool = False,
 ) -> ScanSummary:
     """Bring the catalog in step with the folders: add new files, re-read changed ones (by size
-    and mtime), remove rows of files that are gone. Unchanged files are not opened.
+    and mtime), remove rows of files that are gone. Unchanged files are not opened, unless
+    `reread`: then every file is read again (and its digest taken again), as a changed one is.
 
     Two stages per folder: records first (header reads, stored in batches, searchable at once,
     digest null), then the hash stage (hash_place) digests every file under the folder whose row
@@ -638,9 +640,10 @@ def scan(
     pool = worker_pool(workers) if workers > 1 else None
     try:
         for place in places:
-            summary.add(
-                _scan_place(catalog, place, pool, progress, on_total, allow_empty, hash_with)
+            scanned = _scan_place(
+                catalog, place, pool, progress, on_total, allow_empty, hash_with, reread=reread
             )
+            summary.add(scanned)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -662,6 +665,7 @@ def scan_catalog(
     allow_empty: bool = False,
     hash_with: str | None = "sha256",
     freeze_start_up: bool = False,
+    reread: bool = False,
 ) -> ScanSummary:
     """scan() into the catalog at `db` (a path or URL, as open_catalog takes it; made if missing),
     opened for the scan and closed after it. `freeze_start_up`: the process ends after the scan,
@@ -686,7 +690,7 @@ def scan_catalog(
                 ready, skipped = _scannable_roots(catalog, allow_empty)
                 summary = scan(
                     catalog, ready, workers=workers, progress=progress, on_total=on_total,
-                    allow_empty=allow_empty, hash_with=hash_with,
+                    allow_empty=allow_empty, hash_with=hash_with, reread=reread,
                 ) if ready else ScanSummary()  # fmt: skip
                 summary.skipped[:0] = skipped
                 return summary
@@ -697,7 +701,7 @@ def scan_catalog(
                 started()
                 return scan(
                     catalog, folders, workers=workers, progress=progress, on_total=on_total,
-                    allow_empty=allow_empty, hash_with=hash_with,
+                    allow_empty=allow_empty, hash_with=hash_with, reread=reread,
                 )  # fmt: skip
         folder = os.path.abspath(os.fspath(folders[0]))
         check_folder(folder)
@@ -853,6 +857,8 @@ def _scan_place(
     allow_empty: bool,
     hash_with: str | None = "sha256",
     early: _Early | None = None,
+    *,
+    reread: bool = False,
 ) -> ScanSummary:
     summary = ScanSummary()
     top = os.path.join(place.root_path, place.prefix) if place.prefix else place.root_path
@@ -878,7 +884,7 @@ def _scan_place(
             rel = _rel(path, root_len)
             old = known.pop(rel, None)
             if old is not None:
-                if old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                if not reread and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                     summary.unchanged += 1
                     continue
                 updated.add(rel)

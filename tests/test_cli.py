@@ -86,6 +86,24 @@ def test_scan_prints_a_summary_and_fills_the_catalog(library: Path, db: str) -> 
     }
 
 
+def test_scan_reread_reads_every_file_again(library: Path, scanned: str) -> None:
+    engine = engine_for(scanned)
+    with engine.begin() as conn:  # as an older photocat might have read them
+        conn.execute(text("UPDATE photos SET width = 1, sha256 = NULL"))
+    code, out, _ = run("scan", library, "--db", scanned, "--reread", "-q")
+    assert code == 0
+    assert out.strip() == "new 0, updated 4, unchanged 0, removed 0, failed 1, skipped 0"
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT rel_path, width, sha256 FROM photos")).all()
+    engine.dispose()
+    digests = {rel: hashlib.sha256((library / rel).read_bytes()).hexdigest() for rel, _, _ in rows}
+    assert {(rel, sha) for rel, _, sha in rows} == set(digests.items())
+    assert {width for rel, width, _ in rows if rel != "bad.jpg"} == {64}
+    code, out, _ = run("scan", "--db", scanned, "--reread", "-q")  # every folder, again
+    assert code == 0
+    assert out.strip() == "new 0, updated 4, unchanged 0, removed 0, failed 1, skipped 0"
+
+
 def test_scan_of_a_missing_folder_fails_with_a_message(tmp_path: Path, db: str) -> None:
     code, _, err = run("scan", tmp_path / "nowhere", "--db", db)
     assert code == 1

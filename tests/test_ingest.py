@@ -120,6 +120,48 @@ def test_changed_files_are_reread_and_gone_ones_removed(catalog: Catalog, folder
     }
 
 
+GPS = (
+    "SELECT p.rel_path, g.latitude, g.longitude FROM gps_positions g"
+    " JOIN photos p ON p.id = g.photo_id"
+)
+
+
+def test_reread_reads_every_file_again_and_takes_its_digest_again(
+    catalog: Catalog, folder: Path, db: str
+) -> None:
+    """--reread, after an upgrade of photocat: rows as an older photocat might have left them
+    (another width, a position a little off, no tag listing, another digest), which a rescan
+    trusts (size and mtime unchanged), are read again, each file opened, and are then what a
+    first scan stores, digests taken again."""
+    scan(catalog, [folder], workers=1)
+    expected, engine = content(db), engine_for(db)
+    with engine.connect() as conn:
+        positions = sorted(tuple(r) for r in conn.execute(text(GPS)))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE photos SET sha256 = :d, width = 1"), {"d": "0" * 64})
+        conn.execute(text("UPDATE gps_positions SET longitude = longitude + 0.000001"))
+        conn.execute(text("UPDATE raw_tags SET tags = '[]'"))
+    s = scan(catalog, [folder], workers=1)
+    assert (s.new, s.updated, s.unchanged) == (0, 0, 4)
+    older = content(db)
+    assert older != expected and {r[2] for r in older} == {"0" * 64}
+    OPENED.clear()
+    _WATCHING[:] = [str(folder)]
+    try:
+        s = scan(catalog, [folder], workers=1, reread=True)
+    finally:
+        _WATCHING.clear()
+    assert (s.new, s.updated, s.unchanged, s.removed, s.failed) == (0, 4, 0, 0, 1)
+    read = {os.path.relpath(p, folder) for p in OPENED}
+    assert {"2016/a.jpg", "2016/b.jpg", "2017/deep/c.png", "broken.jpg"} <= read
+    assert content(db) == expected
+    with engine.connect() as conn:
+        assert sorted(tuple(r) for r in conn.execute(text(GPS))) == positions
+    engine.dispose()
+    s = scan(catalog, [folder], workers=1)  # and a rescan after it trusts them again
+    assert (s.new, s.updated, s.unchanged) == (0, 0, 4)
+
+
 def test_worker_processes_give_the_same_catalog(new_db: Callable[[], str], folder: Path) -> None:
     from catalog.store import open_catalog
 
