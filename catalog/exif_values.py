@@ -368,12 +368,12 @@ def _exact_degrees(parts: tuple[object, ...]) -> float | None:
     for i, part in enumerate(parts):
         if type(part) is int:
             n, d = part, 1
-        elif isinstance(part, Rational):
+        elif isinstance(part, Rational) and not isinstance(part, bool):
             n, d = part.numerator, part.denominator
-            if type(n) is not int or type(d) is not int or d <= 0 or n < 0:
-                return None
         else:
             return None
+        if type(n) is not int or type(d) is not int or d <= 0 or n < 0:
+            return None  # the float path says why it is no coordinate
         scale = d * 60**i
         numerator, denominator = numerator * scale + n * denominator, denominator * scale
     try:

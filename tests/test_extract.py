@@ -714,6 +714,11 @@ def test_gps_coordinates_are_the_double_nearest_the_exact_sum() -> None:
     # Pillow's other value types: an int part, and a degrees-only coordinate
     assert gps_coordinate((48, IFDRational(51, 1), 0), "N", "Latitude", []) == 48.85
     assert gps_coordinate((IFDRational(4885837, 100000),), "N", "Latitude", []) == 48.85837
+    # what the float path refused before, refused still: a negative part (signed types), a bool
+    for bad in ((48, -5, 0), (IFDRational(48, 1), IFDRational(-5, 1)), (True, 0, 0)):
+        warnings: list[str] = []
+        assert gps_coordinate(bad, "N", "Latitude", warnings) is None, bad
+        assert warnings and "is undefined" in warnings[0], bad
 
 
 def test_corpus_gps_coordinates_are_the_exact_sums_of_their_rationals() -> None:
