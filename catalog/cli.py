@@ -28,12 +28,34 @@ if TYPE_CHECKING:
     from catalog.store import Catalog
 
 app = typer.Typer(
-    help="A photo catalog: keeps the EXIF metadata of photo folders in a database you can query.",
+    help="A photo catalog: keeps the EXIF metadata of photo folders in a database you can query."
+    "\n\nExample: photocat scan ~/Pictures && photocat search --model SM-G920F",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 _one_shot = False  # True in the console command (main), whose process ends after the command
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from catalog import __version__
+
+        typer.echo(f"photocat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print photocat's version."
+        ),
+    ] = False,
+) -> None:
+    """Options of photocat itself (the app's help is given to typer.Typer above)."""
+
 
 # Options shared by every command, defined once.
 DbOption = Annotated[

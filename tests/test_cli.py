@@ -468,13 +468,38 @@ def test_devices_counts_and_dates(scanned: str) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "command", ["scan", "search", "show", "devices", "places", "duplicates", "verify", "watch"]
-)
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+
+
+def test_the_command_list_is_the_apps() -> None:
+    assert {"scan", "search", "show", "folders", "forget", "verify", "watch"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_help_ends_with_an_example(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
     assert "Example: photocat " + command in " ".join(out.split())
+
+
+def test_photocat_help_ends_with_an_example_and_version_prints_the_installed_one() -> None:
+    from importlib.metadata import version
+
+    import catalog
+
+    code, out, _ = run("--help")
+    assert code == 0 and "Example: photocat scan " in " ".join(out.split())
+    # the console command itself (its exit goes through main's os._exit), and the version
+    # pyproject gives the installed distribution, read from catalog.__version__
+    done = subprocess.run(
+        [sys.executable, "-m", "catalog.cli", "--version"], capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"photocat {version('photocat')}\n",
+        "",
+    )
+    assert version("photocat") == catalog.__version__
 
 
 def test_search_names_the_term_fields_in_its_help_and_in_the_error_for_another(
