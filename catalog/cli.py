@@ -241,9 +241,9 @@ def search(
         list[str] | None,
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
-            " model, lens, path, country, city, sha256, blake2b, date, utc, gps, error, near,"
-            " within, iso, f_number, focal_length, exposure_time (ranges: iso:100..800,"
-            " f_number:..2.8, exposure_time:1/250..1/60)."
+            " model, lens, path, country, city, sha256, blake2b, date, utc, dated, time_source,"
+            " gps, error, near, within, iso, f_number, focal_length, exposure_time (ranges:"
+            " iso:100..800, f_number:..2.8, exposure_time:1/250..1/60)."
         ),
     ] = None,
     make: Annotated[
@@ -264,6 +264,21 @@ def search(
     ] = False,
     gps: Annotated[
         bool | None, typer.Option("--has-gps/--no-gps", help="Only photos with/without GPS.")
+    ] = None,
+    dated: Annotated[
+        bool | None,
+        typer.Option(
+            "--has-date/--no-date",
+            help="Only photos with/without a capture time (--no-date: unread files too).",
+        ),
+    ] = None,
+    time_source: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SOURCE",
+            help="How the UTC time was found: offset_tag (the file says), gps_time, gps_zone"
+            " (inferred from the position), or none (not known).",
+        ),
     ] = None,
     country: Annotated[
         str | None,
@@ -333,7 +348,8 @@ def search(
 
     try:
         f = query.Filter(
-            make=make, model=model, lens=lens, utc=utc, has_gps=gps, country=country, city=city,
+            make=make, model=model, lens=lens, utc=utc, has_gps=gps, dated=dated,
+            time_source=time_source, country=country, city=city,
             errors=True if errors else None, path=path, sha256=sha256, blake2b=blake2b,
             sort=sort, desc=desc, limit=limit,
             date_from=query.TimeBound.parse(date_from) if date_from else None,
@@ -344,7 +360,8 @@ def search(
             # options given beside terms win
             given = _given(
                 make=make, model=model, lens=lens, country=country, city=city, sha256=sha256,
-                blake2b=blake2b,
+                blake2b=blake2b, has_gps=gps, dated=dated, time_source=time_source,
+                errors=True if errors else None,
             )  # fmt: skip
             f = replace(f, **given)
         f = query.locate(f, near, within)

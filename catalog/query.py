@@ -281,6 +281,8 @@ class Filter:
     date_to: TimeBound | None = None  # inclusive (the whole day for a bare date)
     utc: bool = False  # compare dates with the UTC instant instead of the local wall time
     has_gps: bool | None = None
+    dated: bool | None = None  # True: with a capture time; False: none (unread files too)
+    time_source: str | None = None  # how the UTC instant was found (TIME_SOURCES); "none": not
     country: str | None = None  # ISO 3166-1 alpha-2 code, or the country's name
     city: str | None = None
     errors: bool | None = None  # True: only files that could not be read; False: none of them
@@ -386,6 +388,19 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(
             (t.gps_positions.c.latitude.is_(None)) | (t.gps_positions.c.longitude.is_(None))
         )
+    if f.dated is True:
+        conds.append(t.photos.c.captured_at.is_not(None))
+    elif f.dated is False:
+        conds.append(t.photos.c.captured_at.is_(None))
+    if f.time_source is not None:
+        source = f.time_source.strip().lower()
+        if source not in TIME_SOURCES:
+            raise QueryError(
+                f"time source {f.time_source!r}: one of {', '.join(TIME_SOURCES)}"
+                " (none: the UTC time is not known)"
+            )
+        column = t.photos.c.time_source
+        conds.append(column.is_(None) if source == "none" else column == source)
     if f.errors is True:
         conds.append(t.photos.c.error.is_not(None))
     elif f.errors is False:
@@ -750,12 +765,17 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
 TERM = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*):(?P<value>.*)$")
 _TEXT_TERMS = ("make", "model", "lens", "path", "country", "city", "sha256", "blake2b")
 # what a field:value term may name
-TERM_FIELDS = (*_TEXT_TERMS, "date", "utc", "gps", "error", "near", "within", *RANGES)
+TERM_FIELDS = (
+    *_TEXT_TERMS, "date", "utc", "dated", "time_source", "gps", "error", "near", "within", *RANGES,
+)  # fmt: skip
+# how a photo's UTC instant was found (catalog.when), and "none" for a photo whose is not known
+TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
 
 
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
-    `gps:yes`, `error:yes`, `lens:...`, `path:/photos/2016`, `country:FR`, `city:Paris`,
+    `dated:no`, `time_source:gps_zone`, `gps:yes`, `error:yes`, `lens:...`,
+    `path:/photos/2016`, `country:FR`, `city:Paris`,
     `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`, `iso:100..800`,
     `f_number:..2.8`, `focal_length:24..70`, `exposure_time:1/250..1/60`. Options given beside
     win."""
@@ -776,6 +796,10 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
             f = replace(f, date_from=start, date_to=end, utc=key == "utc")
         elif key == "gps":
             f = replace(f, has_gps=_yes(value, term))
+        elif key == "dated":
+            f = replace(f, dated=_yes(value, term))
+        elif key == "time_source":
+            f = replace(f, time_source=value)
         elif key == "error":
             f = replace(f, errors=_yes(value, term))
         elif key in RANGES:

@@ -104,6 +104,28 @@ def test_scan_reread_reads_every_file_again(library: Path, scanned: str) -> None
     assert out.strip() == "new 0, updated 4, unchanged 0, removed 0, failed 1, skipped 0"
 
 
+def test_search_by_date_presence_and_time_source_options_and_terms(scanned: str) -> None:
+    """library: a.jpg has an offset tag, b.jpg and c.jpg neither offset nor GPS, bad.jpg is
+    unread. Options given beside terms win, as for the text fields."""
+
+    def paths(*args: str) -> set[str]:
+        code, out, err = run("search", *args, "--db", scanned, "-f", "json")
+        assert code == 0, err
+        return names(out)
+
+    assert paths("--no-date") == {"bad.jpg"}
+    assert paths("dated:yes") == {"a.jpg", "b.jpg", "c.jpg"}
+    assert paths("--time-source", "offset_tag") == {"a.jpg"}
+    assert paths("time_source:none") == {"b.jpg", "c.jpg", "bad.jpg"}
+    assert paths("time_source:none", "--has-date") == {"b.jpg", "c.jpg"}
+    assert paths("dated:no", "--has-date") == {"a.jpg", "b.jpg", "c.jpg"}  # the option wins
+    assert paths("gps:no", "--has-gps") == {"a.jpg"}
+    assert paths("error:no", "--errors") == {"bad.jpg"}
+    code, _, err = run("search", "--time-source", "exif", "--db", scanned)
+    assert code == 1
+    assert "time source 'exif': one of offset_tag, gps_time, gps_zone, none" in err
+
+
 def test_scan_of_a_missing_folder_fails_with_a_message(tmp_path: Path, db: str) -> None:
     code, _, err = run("scan", tmp_path / "nowhere", "--db", db)
     assert code == 1

@@ -16,6 +16,7 @@ from conftest import Scanned
 from corpus import IMAGES, readable, require_corpus, truth
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from photos import make_photo
 from sqlalchemy.dialects import postgresql, sqlite
 
 from catalog import query
@@ -79,6 +80,9 @@ def test_bad_dates_are_query_errors(text: str) -> None:
         (["gps:yes"], Filter(has_gps=True)),
         (["gps:no"], Filter(has_gps=False)),
         (["error:yes"], Filter(errors=True)),
+        (["dated:no"], Filter(dated=False)),
+        (["dated:yes"], Filter(dated=True)),
+        (["time_source:gps_zone"], Filter(time_source="gps_zone")),  # checked when searched
         (["lens:*50mm*"], Filter(lens="*50mm*")),
         (["near:48.8584,2.2945"], Filter(near=Near(48.8584, 2.2945, 1000.0))),
         (["near: -33.8568 , 151.2153", "within:300m"], Filter(near=Near(-33.8568, 151.2153, 300))),
@@ -105,6 +109,7 @@ def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
         ["model"],
         ["colour:red"],
         ["gps:maybe"],
+        ["dated:often"],
         ["date:2016-99"],
         ["near:91,0"],  # latitude beyond a pole
         ["near:0,180.5"],
@@ -254,6 +259,41 @@ def test_has_gps_and_no_gps_split_the_corpus(corpus_db: Scanned) -> None:
     assert want
     assert found(corpus_db, Filter(has_gps=True)) == want
     assert found(corpus_db, Filter(has_gps=False)) == set(truth()) - want  # unread ones too
+
+
+def test_has_date_and_no_date_split_the_corpus(corpus_db: Scanned) -> None:
+    want = expected(lambda t: capture(t) is not None)
+    assert want
+    assert found(corpus_db, Filter(dated=True)) == want
+    assert found(corpus_db, Filter(dated=False)) == set(truth()) - want  # unread ones too
+
+
+def test_time_source_finds_how_each_photos_utc_time_was_found(tmp_path: Path) -> None:
+    """One photo a way: the file's offset tag, the GPS clock, the time zone at the position
+    (inferred), none (no offset, no GPS), and an unread file (none)."""
+    top = tmp_path / "photos"
+    make_photo(top / "tag.jpg", offset="+02:00", gps=(48.8584, 2.2945))
+    make_photo(top / "clock.jpg", gps=(48.8584, 2.2945), gps_time=("2016:11:10", (17, 22, 47)))
+    make_photo(top / "zone.jpg", gps=(48.8584, 2.2945))
+    make_photo(top / "nothing.jpg")
+    (top / "unread.jpg").write_bytes(b"not a photo")
+    db = str(tmp_path / "c.db")
+    with open_catalog(db) as catalog:
+        scan(catalog, [top], workers=1)
+    scanned = Scanned(db, top, None)  # type: ignore[arg-type]
+    want = {
+        "offset_tag": {"tag.jpg"},
+        "gps_time": {"clock.jpg"},
+        "gps_zone": {"zone.jpg"},
+        "none": {"nothing.jpg", "unread.jpg"},
+    }
+    assert set(want) == set(query.TIME_SOURCES)
+    for source, names in want.items():
+        assert found(scanned, Filter(time_source=source)) == names, source
+        assert found(scanned, Filter(time_source=f" {source.upper()}")) == names, source
+    assert found(scanned, Filter(time_source="none", dated=True)) == {"nothing.jpg"}
+    with pytest.raises(QueryError, match="time source 'exif': one of offset_tag"):
+        found(scanned, Filter(time_source="exif"))
 
 
 def positions() -> dict[str, tuple[float, float]]:
