@@ -282,7 +282,7 @@ class Filter:
     utc: bool = False  # compare dates with the UTC instant instead of the local wall time
     has_gps: bool | None = None
     dated: bool | None = None  # True: with a capture time; False: none (unread files too)
-    time_source: str | None = None  # how the UTC instant was found (TIME_SOURCES); "none": not
+    time_source: str | None = None  # how the UTC instant was found (TIME_SOURCES, or "none")
     country: str | None = None  # ISO 3166-1 alpha-2 code, or the country's name
     city: str | None = None
     errors: bool | None = None  # True: only files that could not be read; False: none of them
@@ -768,7 +768,7 @@ _TEXT_TERMS = ("make", "model", "lens", "path", "country", "city", "sha256", "bl
 TERM_FIELDS = (
     *_TEXT_TERMS, "date", "utc", "dated", "time_source", "gps", "error", "near", "within", *RANGES,
 )  # fmt: skip
-# how a photo's UTC instant was found (catalog.when), and "none" for a photo whose is not known
+# how a photo's UTC instant was found (catalog.when), and "none" where it is not known
 TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
 
 

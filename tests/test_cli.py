@@ -121,6 +121,8 @@ def test_search_by_date_presence_and_time_source_options_and_terms(scanned: str)
     assert paths("dated:no", "--has-date") == {"a.jpg", "b.jpg", "c.jpg"}  # the option wins
     assert paths("gps:no", "--has-gps") == {"a.jpg"}
     assert paths("error:no", "--errors") == {"bad.jpg"}
+    code, out, _ = run("search", "time_source:none", "--no-date", "--count", "--db", scanned)
+    assert (code, out.strip()) == (0, "1")
     code, _, err = run("search", "--time-source", "exif", "--db", scanned)
     assert code == 1
     assert "time source 'exif': one of offset_tag, gps_time, gps_zone, none" in err
