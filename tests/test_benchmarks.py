@@ -67,3 +67,21 @@ def test_query_latency_runs_on_a_made_catalog(tmp_path: Path) -> None:
     assert "search --from 2016-11-01 --to 2016-11-30" in out
     header = next(line for line in out.splitlines() if line.startswith("query alone"))
     assert header.split()[-5:] == ["records", "first", "tuples", "SQLite", "rows"]
+
+
+def test_scan_cpu_splits_a_real_scans_cpu(tmp_path: Path) -> None:
+    from photos import make_photo
+
+    for i in range(3):
+        make_photo(tmp_path / "photos" / f"{i}.jpg", offset="+01:00", gps=(48.85, 2.29 + i))
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scan_cpu.py"), str(tmp_path / "photos"), "--runs", "2",
+         "--", "--hash", "none"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert "--hash none: medians of 2 runs" in out
+    lines = [line.rsplit(None, 1) for line in out.splitlines() if line.startswith("  ")]
+    stages = {label.strip(): value for label, value in lines}
+    for stage in ("time: resolve (when.apply)", "store: records (Catalog.upsert)",
+                  "store: photos rows", "the rest (start-up, walk, the results)"):  # fmt: skip
+        assert float(stages[stage]) > 0, (stage, out)
