@@ -88,6 +88,7 @@ class Photo(Base):
     error: Mapped[str | None]
     first_seen: Mapped[datetime]
     last_scanned: Mapped[datetime]
+    read_by: Mapped[str | None]
 
     root: Mapped[Root] = relationship()
     device: Mapped[Device | None] = relationship()

@@ -836,6 +836,7 @@ DETAIL_COLUMNS = (
     t.photos.c.warnings,
     t.photos.c.first_seen,
     t.photos.c.last_scanned,
+    t.photos.c.read_by,
     t.gps_positions.c.gps_time_utc,
     t.raw_tags.c.tags,
 )
@@ -866,6 +867,7 @@ def _detail(row: Any) -> dict[str, Any]:
             "serial": m["serial"],
             "first_seen": _iso(m["first_seen"], "Z"),
             "last_scanned": _iso(m["last_scanned"], "Z"),
+            "read_by": m["read_by"],
             "warnings": m["warnings"].split("\n") if m["warnings"] else [],
             "tags": [
                 {"ifd": t[0], "id": t[1], "name": t[2], "value": t[3]}

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from catalog import places
+from catalog import __version__, places
 from catalog import tables as t
 from catalog.distance import sql_distance_m
 from catalog.errors import CatalogError, describe
@@ -48,6 +48,7 @@ from catalog.record import FileEntry, PhotoRecord, tags_json
 from catalog.urls import database_url
 
 BUSY_TIMEOUT_MS = 60_000
+READ_BY = f"photocat {__version__}"  # each photo row says which photocat read its file
 WRITE = {"photocat_write": True}
 ROOTS_LOCK = 7306540  # PostgreSQL advisory lock: see Catalog.writing
 
@@ -951,6 +952,7 @@ def _photo_row(e: FileEntry, device_id: int | None, stamp: datetime) -> dict[str
         "error": r.error,
         "first_seen": stamp,
         "last_scanned": stamp,
+        "read_by": READ_BY,
     }
 
 

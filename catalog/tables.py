@@ -113,6 +113,7 @@ photos = Table(
     Column("error", Text),
     Column("first_seen", DateTime, nullable=False),
     Column("last_scanned", DateTime, nullable=False),
+    Column("read_by", String(40)),  # "photocat 0.2.0": the version that read the file (0004)
     UniqueConstraint("root_id", "rel_path"),
     Index("ix_photos_device_captured", "device_id", "captured_at"),
     Index("ix_photos_captured_at", "captured_at"),

@@ -50,7 +50,7 @@ CREATE TABLE photos (
 	warnings TEXT, 
 	error TEXT, 
 	first_seen DATETIME NOT NULL, 
-	last_scanned DATETIME NOT NULL, sort_time DATETIME, place_id INTEGER CONSTRAINT fk_photos_place_id_places REFERENCES places (id), blake2b VARCHAR(64), 
+	last_scanned DATETIME NOT NULL, sort_time DATETIME, place_id INTEGER CONSTRAINT fk_photos_place_id_places REFERENCES places (id), blake2b VARCHAR(64), read_by VARCHAR(40), 
 	CONSTRAINT pk_photos PRIMARY KEY (id), 
 	CONSTRAINT fk_photos_device_id_devices FOREIGN KEY(device_id) REFERENCES devices (id), 
 	CONSTRAINT fk_photos_root_id_roots FOREIGN KEY(root_id) REFERENCES roots (id) ON DELETE CASCADE, 
@@ -89,4 +89,4 @@ CREATE INDEX ix_photos_sort_time ON photos (sort_time);
 CREATE INDEX ix_photos_place_id ON photos (place_id);
 CREATE INDEX ix_photos_blake2b ON photos (blake2b);
 CREATE INDEX ix_photos_device_sort ON photos (device_id, sort_time);
-INSERT INTO alembic_version (version_num) VALUES ('0003');
+INSERT INTO alembic_version (version_num) VALUES ('0004');

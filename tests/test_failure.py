@@ -269,6 +269,8 @@ def test_a_catalog_at_the_first_revision_upgrades_to_head_without_loss(
                 )
             ).one()
         assert tuple(row) == ("a.jpg", "M1", 48.85)
+        with catalog.engine.connect() as conn:  # 0004: read by a photocat before the column
+            assert conn.execute(text("SELECT read_by FROM photos")).scalar() is None
         migrate(catalog.engine, "0001", down=True)
         migrate(catalog.engine)
         with catalog.engine.connect() as conn:

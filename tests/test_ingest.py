@@ -16,6 +16,7 @@ from corpus import broken_expected
 from photos import make_photo
 from sqlalchemy import text
 
+from catalog import __version__ as photocat_version
 from catalog import ingest
 from catalog.extract import extract
 from catalog.ingest import RootError, is_candidate, resolve_place, scan
@@ -139,10 +140,13 @@ def test_reread_reads_every_file_again_and_takes_its_digest_again(
         positions = sorted(tuple(r) for r in conn.execute(text(GPS)))
     with engine.begin() as conn:
         conn.execute(text("UPDATE photos SET sha256 = :d, width = 1"), {"d": "0" * 64})
+        conn.execute(text("UPDATE photos SET read_by = NULL"))  # as before migration 0004
         conn.execute(text("UPDATE gps_positions SET longitude = longitude + 0.000001"))
         conn.execute(text("UPDATE raw_tags SET tags = '[]'"))
     s = scan(catalog, [folder], workers=1)
     assert (s.new, s.updated, s.unchanged) == (0, 0, 4)
+    with engine.connect() as conn:  # a rescan reads nothing, so says nothing new about it
+        assert conn.execute(text("SELECT count(read_by) FROM photos")).scalar() == 0
     older = content(db)
     assert older != expected and {r[2] for r in older} == {"0" * 64}
     OPENED.clear()
@@ -157,6 +161,8 @@ def test_reread_reads_every_file_again_and_takes_its_digest_again(
     assert content(db) == expected
     with engine.connect() as conn:
         assert sorted(tuple(r) for r in conn.execute(text(GPS))) == positions
+        read_by = {r[0] for r in conn.execute(text("SELECT read_by FROM photos"))}
+        assert read_by == {f"photocat {photocat_version}"}
     engine.dispose()
     s = scan(catalog, [folder], workers=1)  # and a rescan after it trusts them again
     assert (s.new, s.updated, s.unchanged) == (0, 0, 4)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from photos import make_photo
 from sqlalchemy.dialects import postgresql, sqlite
 
+from catalog import __version__ as catalog_version
 from catalog import query
 from catalog.cli import TABLE_COLUMNS
 from catalog.distance import distance_m
@@ -571,6 +572,7 @@ def test_the_record_and_show_say_what_the_file_holds(corpus_db: Scanned) -> None
                 st.st_size,
                 st.st_mtime_ns,
             )
+            assert detail["read_by"] == f"photocat {catalog_version}"  # the one that read it
             assert (detail["subsec"], detail["captured_from"], detail["serial"]) == (
                 extracted.subsec,
                 extracted.captured_from,
