@@ -371,12 +371,7 @@ class Catalog:
             found = conn.execute(q).scalar()
         if found is None and create:
             with self.writing() as conn:
-                stored = to_db(path)
-                conn.execute(
-                    _insert_ignore(
-                        conn, t.roots, ["host", "path"], host=host, path=stored, added_at=now()
-                    )
-                )
+                _insert_root(conn, host, path)
                 found = conn.execute(q).scalar_one()
         if found is not None:
             self._root_paths[found] = (host, path)
@@ -515,11 +510,7 @@ class Catalog:
                 if rel is not None:
                     self._root_paths[root_id] = (host, root_path)
                     return root_id, root_path, rel + "/" if rel else ""
-            conn.execute(
-                _insert_ignore(
-                    conn, t.roots, ["host", "path"], host=host, path=to_db(path), added_at=now()
-                )
-            )
+            _insert_root(conn, host, path)
             q = select(t.roots.c.id).where(t.roots.c.host == host, t.roots.c.path == to_db(path))
             root_id = conn.execute(q).scalar_one()
             self._root_paths[root_id] = (host, path)
@@ -893,6 +884,13 @@ def _resolve_new(
 
 def _insert_ignore(conn: Connection, table: Table, keys: list[str], **values: object) -> Any:
     return _insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+
+def _insert_root(conn: Connection, host: str, path: str) -> None:
+    """A root's row, unless it exists. added_at is written here, in UTC: the column's default,
+    CURRENT_TIMESTAMP, is the session's local time on PostgreSQL."""
+    row = {"host": host, "path": to_db(path), "added_at": now()}
+    conn.execute(_insert_ignore(conn, t.roots, ["host", "path"], **row))
 
 
 def _under(prefix: str, table: Any = t.photos) -> ColumnElement[bool]:
