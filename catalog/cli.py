@@ -347,23 +347,20 @@ def search(
     from catalog import query
 
     try:
+        # the filters a field:value term may also set: an option given beside a term wins
+        given = _given(
+            make=make, model=model, lens=lens, country=country, city=city, sha256=sha256,
+            blake2b=blake2b, has_gps=gps, dated=dated, time_source=time_source,
+            errors=True if errors else None,
+        )  # fmt: skip
         f = query.Filter(
-            make=make, model=model, lens=lens, utc=utc, has_gps=gps, dated=dated,
-            time_source=time_source, country=country, city=city,
-            errors=True if errors else None, path=path, sha256=sha256, blake2b=blake2b,
-            sort=sort, desc=desc, limit=limit,
+            utc=utc, path=path, sort=sort, desc=desc, limit=limit,
             date_from=query.TimeBound.parse(date_from) if date_from else None,
             date_to=query.TimeBound.parse(date_to) if date_to else None,
+            **given,
         )  # fmt: skip
         if terms:
-            f = query.parse_terms(terms, f)
-            # options given beside terms win
-            given = _given(
-                make=make, model=model, lens=lens, country=country, city=city, sha256=sha256,
-                blake2b=blake2b, has_gps=gps, dated=dated, time_source=time_source,
-                errors=True if errors else None,
-            )  # fmt: skip
-            f = replace(f, **given)
+            f = replace(query.parse_terms(terms, f), **given)
         f = query.locate(f, near, within)
         if full and fmt not in (OutputFormat.json, OutputFormat.jsonl):
             fail("--full gives each photo's tags as a list: use --format json or jsonl", 2)
