@@ -681,6 +681,10 @@ def scan_catalog(
     url = database_url(db)
     folders = list(folders)
     workers = workers or os.cpu_count() or 1
+    scan_in = partial(
+        scan, workers=workers, progress=progress, on_total=on_total, allow_empty=allow_empty,
+        hash_with=hash_with, reread=reread,
+    )  # fmt: skip
     with _start_up_frozen(freeze_start_up) as started:
         if not folders:  # every folder catalogued here, as it is now
             from catalog.store import open_catalog
@@ -688,10 +692,7 @@ def scan_catalog(
             with open_catalog(url, create=False) as catalog:
                 started()
                 ready, skipped = _scannable_roots(catalog, allow_empty)
-                summary = scan(
-                    catalog, ready, workers=workers, progress=progress, on_total=on_total,
-                    allow_empty=allow_empty, hash_with=hash_with, reread=reread,
-                ) if ready else ScanSummary()  # fmt: skip
+                summary = scan_in(catalog, ready) if ready else ScanSummary()
                 summary.skipped[:0] = skipped
                 return summary
         if len(folders) != 1 or workers < 2 or not new_sqlite_file(url):
@@ -699,10 +700,7 @@ def scan_catalog(
 
             with open_catalog(url) as catalog:
                 started()
-                return scan(
-                    catalog, folders, workers=workers, progress=progress, on_total=on_total,
-                    allow_empty=allow_empty, hash_with=hash_with, reread=reread,
-                )  # fmt: skip
+                return scan_in(catalog, folders)
         folder = os.path.abspath(os.fspath(folders[0]))
         check_folder(folder)
         pool = worker_pool(workers)
