@@ -126,6 +126,9 @@ def test_search_by_date_presence_and_time_source_options_and_terms(scanned: str)
     code, _, err = run("search", "--time-source", "exif", "--db", scanned)
     assert code == 1
     assert "time source 'exif': one of offset_tag, gps_time, gps_zone, none" in err
+    code, _, err = run("search", "time_source:\x1b]0;owned\x07[bold]x", "--db", scanned)
+    assert code == 1 and "\x1b" not in err and "\x07" not in err  # escaped, not sent
+    assert "\\x1b]0;owned\\x07[bold]x" in err  # and markup shown as it is
 
 
 def test_scan_of_a_missing_folder_fails_with_a_message(tmp_path: Path, db: str) -> None:
