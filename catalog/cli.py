@@ -241,9 +241,9 @@ def search(
         list[str] | None,
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
-            " model, lens, path, country, city, sha256, blake2b, date, utc, dated, time_source,"
-            " gps, error, near, within, iso, f_number, focal_length, exposure_time (ranges:"
-            " iso:100..800, f_number:..2.8, exposure_time:1/250..1/60)."
+            " model, lens, serial, software, path, country, city, sha256, blake2b, date, utc,"
+            " dated, time_source, gps, error, near, within, iso, f_number, focal_length,"
+            " exposure_time (ranges: iso:100..800, f_number:..2.8, exposure_time:1/250..1/60)."
         ),
     ] = None,
     make: Annotated[
@@ -253,6 +253,13 @@ def search(
         str | None, typer.Option(help="Camera model (case-insensitive; '*G920*' for a substring).")
     ] = None,
     lens: Annotated[str | None, typer.Option(help="Lens model (as --model).")] = None,
+    serial: Annotated[
+        str | None, typer.Option(help="Camera body serial number (as --model).")
+    ] = None,
+    software: Annotated[
+        str | None,
+        typer.Option(help="Software that wrote the file (as --model): '*photoshop*'."),
+    ] = None,
     date_from: Annotated[
         str | None, typer.Option("--from", help="From this date or date-time (inclusive).")
     ] = None,
@@ -349,9 +356,9 @@ def search(
     try:
         # the filters a field:value term may also set: an option given beside a term wins
         given = _given(
-            make=make, model=model, lens=lens, country=country, city=city, sha256=sha256,
-            blake2b=blake2b, has_gps=gps, dated=dated, time_source=time_source,
-            errors=True if errors else None,
+            make=make, model=model, lens=lens, serial=serial, software=software, country=country,
+            city=city, sha256=sha256, blake2b=blake2b, has_gps=gps, dated=dated,
+            time_source=time_source, errors=True if errors else None,
         )  # fmt: skip
         f = query.Filter(
             utc=utc, path=path, sort=sort, desc=desc, limit=limit,

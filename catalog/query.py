@@ -277,6 +277,8 @@ class Filter:
     make: str | None = None
     model: str | None = None
     lens: str | None = None
+    serial: str | None = None  # the camera body's serial number (BodySerialNumber)
+    software: str | None = None  # what wrote the file last (a camera firmware, an editor)
     date_from: TimeBound | None = None  # inclusive
     date_to: TimeBound | None = None  # inclusive (the whole day for a bare date)
     utc: bool = False  # compare dates with the UTC instant instead of the local wall time
@@ -359,8 +361,13 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         if f.model is not None:
             dev = dev.where(_text_match(d.c.model, f.model))
         conds.append(t.photos.c.device_id.in_(dev.scalar_subquery()))
-    if f.lens is not None:
-        conds.append(_text_match(t.photos.c.lens_model, f.lens))
+    for value, column in (
+        (f.lens, t.photos.c.lens_model),
+        (f.serial, t.photos.c.serial),
+        (f.software, t.photos.c.software),
+    ):
+        if value is not None:
+            conds.append(_text_match(column, value))
     if f.country is not None or f.city is not None:
         # Places are few: resolve them first so photos are found through their place index.
         p = t.places.alias()
@@ -763,7 +770,9 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
 
 
 TERM = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*):(?P<value>.*)$")
-_TEXT_TERMS = ("make", "model", "lens", "path", "country", "city", "sha256", "blake2b")
+_TEXT_TERMS = (
+    "make", "model", "lens", "serial", "software", "path", "country", "city", "sha256", "blake2b",
+)  # fmt: skip
 # what a field:value term may name
 TERM_FIELDS = (
     *_TEXT_TERMS, "date", "utc", "dated", "time_source", "gps", "error", "near", "within", *RANGES,
@@ -774,8 +783,8 @@ TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
 
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
-    `dated:no`, `time_source:gps_zone`, `gps:yes`, `error:yes`, `lens:...`,
-    `path:/photos/2016`, `country:FR`, `city:Paris`,
+    `dated:no`, `time_source:gps_zone`, `gps:yes`, `error:yes`, `lens:...`, `serial:...`,
+    `software:*photoshop*`, `path:/photos/2016`, `country:FR`, `city:Paris`,
     `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`, `iso:100..800`,
     `f_number:..2.8`, `focal_length:24..70`, `exposure_time:1/250..1/60`. Options given beside
     win."""

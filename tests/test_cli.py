@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import BACKEND, Scanned, engine_for, sqlite_only
-from corpus import BROKEN
+from corpus import BROKEN, IMAGES, truth
 from photos import make_photo
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -129,6 +129,28 @@ def test_search_by_date_presence_and_time_source_options_and_terms(scanned: str)
     code, _, err = run("search", "time_source:\x1b]0;owned\x07[bold]x", "--db", scanned)
     assert code == 1 and "\x1b" not in err and "\x07" not in err  # escaped, not sent
     assert "\\x1b]0;owned\\x07[bold]x" in err  # and markup shown as it is
+
+
+def test_search_by_serial_and_software_options_and_terms(corpus_db: Scanned) -> None:
+    """An editor's files and one camera body's, by option or term; an option beside a term wins."""
+
+    def paths(*args: str) -> set[str]:
+        code, out, err = run("search", *args, "--db", corpus_db.db, "-f", "json")
+        assert code == 0, err
+        return names(out)
+
+    photoshop = {n for n, t in truth().items() if "Photoshop" in (t["software"] or "")}
+    gimp = {n for n, t in truth().items() if (t["software"] or "").startswith("GIMP ")}
+    assert len(photoshop) >= 10 and len(gimp) >= 10
+    assert paths("--software", "*PHOTOSHOP*") == photoshop
+    assert paths("software:gimp*") == gimp
+    assert paths("software:gimp*", "--software", "*photoshop*") == photoshop  # the option wins
+    dng = "exiftool__t__images__DNG.dng"
+    code, out, _ = run("search", "--serial", "012345678", "-f", "paths", "--db", corpus_db.db)
+    assert (code, out) == (0, f"{IMAGES / dng}\n")
+    assert paths("serial:012345678", "--serial", "no such body") == set()
+    code, out, _ = run("search", "serial:*", "--count", "--db", corpus_db.db)
+    assert (code, out.strip()) == (0, str(1 + sum(1 for t in truth().values() if t["serial"])))
 
 
 def test_scan_of_a_missing_folder_fails_with_a_message(tmp_path: Path, db: str) -> None:
