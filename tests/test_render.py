@@ -29,6 +29,7 @@ HOSTILE = {
     "model": "@SUM(1+1)*cmd|' /C calc'!A0 [link=https://example.invalid]m[/link]",
     "software": "+1+1 \x1b[2J\x1b[H[/] [red",
     "lens_model": "-2+3 \u202eevil\u202c \r\n",
+    "serial": "=cmd|' /C calc'!A0 \x1b]8;;https://example.invalid\x07link\x1b]8;;\x07",
     "latitude": -33.5,
 }
 KEYS = list(HOSTILE)
@@ -73,7 +74,7 @@ def test_table_shows_markup_and_escapes_literally() -> None:
     render([HOSTILE], OutputFormat.table, out, keys=KEYS, console=console)
     text = out.getvalue()
     # the only escape sequences are rich's own styling (bold header), never the image's
-    for dangerous in ("\x1b[31m", "\x1b]0;", "\x07", "\x1b[2J", "\u202e", "\r"):
+    for dangerous in ("\x1b[31m", "\x1b]0;", "\x1b]8;", "\x07", "\x1b[2J", "\u202e", "\r"):
         assert dangerous not in text
     assert "[bold red]x[/]" in text
     assert "[link=https://example.invalid]m[/link]" in text
@@ -90,6 +91,7 @@ def test_csv_round_trips_and_neutralises_formulas() -> None:
     assert cells["model"].startswith("'@")
     assert cells["software"].startswith("'+")
     assert cells["lens_model"].startswith("'-")
+    assert cells["serial"] == "'" + HOSTILE["serial"]
     assert cells["latitude"] == "-33.5"
 
 
