@@ -320,6 +320,20 @@ def search(
         str | None,
         typer.Option(metavar="HEX", help="Files with this BLAKE2b-256 digest (as --sha256)."),
     ] = None,
+    sha256_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Files whose SHA-256 is listed in FILE, a hash set: one digest a line, bare or"
+            " as sha256sum prints it; # comments; - reads standard input.",
+        ),
+    ] = None,
+    blake2b_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE", help="Files whose BLAKE2b-256 is listed in FILE (as --sha256-from)."
+        ),
+    ] = None,
     sort: Annotated[
         str,
         typer.Option(help="captured_at, path, make, model, size, iso, id or distance (--near)."),
@@ -364,6 +378,8 @@ def search(
             utc=utc, path=path, sort=sort, desc=desc, limit=limit,
             date_from=query.TimeBound.parse(date_from) if date_from else None,
             date_to=query.TimeBound.parse(date_to) if date_to else None,
+            sha256_in=_digest_set(sha256_from, "sha256") if sha256_from else None,
+            blake2b_in=_digest_set(blake2b_from, "blake2b") if blake2b_from else None,
             **given,
         )  # fmt: skip
         if terms:
@@ -392,6 +408,22 @@ def search(
 TABLE_COLUMNS = (
     "path", "make", "model", "captured_at", "offset", "captured_at_utc", "country", "city", "error",
 )  # fmt: skip
+
+
+def _digest_set(source: str, algorithm: str) -> frozenset[str]:
+    """The hash set listed in the file `source` (- : standard input), or exit 1 saying why."""
+    from catalog.query import digest_set
+
+    name = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            return digest_set(sys.stdin, algorithm, name)
+        with open(source, encoding="utf-8", errors="surrogateescape") as lines:
+            return digest_set(lines, algorithm, name)
+    except OSError as exc:
+        fail(f"cannot read {name}: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:  # standard input in a locale that cannot decode it
+        fail(f"cannot read {name}: {exc}")
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -11,13 +11,24 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, desc, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    desc,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
 
 from catalog import tables as t
 from catalog.distance import EARTH_RADIUS_M, bounding_box
@@ -293,6 +304,8 @@ class Filter:
     near: Near | None = None
     sha256: str | None = None  # a digest in hex, or its first 8 or more digits
     blake2b: str | None = None
+    sha256_in: frozenset[str] | None = None  # a hash set: full digests, lowercase (digest_set)
+    blake2b_in: frozenset[str] | None = None
     iso: Between | None = None
     f_number: Between | None = None
     focal_length: Between | None = None
@@ -417,10 +430,13 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(_path_match(f.path))
     if f.near is not None:
         conds.extend(_near_conditions(f.near))
-    for algorithm in t.DIGEST_COLUMNS:
+    for algorithm, column in t.DIGEST_COLUMNS.items():
         value = getattr(f, algorithm)
         if value is not None:
             conds.append(_digest_match(algorithm, value))
+        listed = getattr(f, algorithm + "_in")
+        if listed is not None:
+            conds.append(_Listed(column, listed))
     for key, column in RANGES.items():
         between: Between | None = getattr(f, key)
         if between is not None:
@@ -449,6 +465,61 @@ def _digest_match(algorithm: str, value: str) -> ColumnElement[bool]:
     if len(digits) == 64:
         return column == digits  # type: ignore[no-any-return]
     return and_(column >= digits, column < digits + "g")  # "g" follows every hex digit
+
+
+_DIGEST_LINE = re.compile(
+    r"(?:(?P<bsd>[A-Za-z0-9-]+) \(.*\) = (?P<bsd_hex>[0-9a-fA-F]+)"  # BSD: SHA256 (name) = hex
+    r"|(?P<hex>[0-9a-fA-F]+)(?:[ \t].*)?)"  # bare, or as sha256sum prints: hex, blank, name
+)
+_BSD_NAMES = {"sha256": ("SHA256",), "blake2b": ("BLAKE2b-256", "BLAKE2B-256")}
+
+
+def digest_set(lines: Iterable[str], algorithm: str, source: str) -> frozenset[str]:
+    """A hash set: the `algorithm` digests listed in `lines` (of the file named `source`), one a
+    line, bare or as sha256sum / b2sum -l 256 print them (GNU or BSD style); blank lines and #
+    comments skipped. A line that is none of these is an error naming it, never skipped: a
+    digest left out of the set silently would hide a match. Empty: an error too."""
+    name = DIGEST_NAMES[algorithm]
+    found: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        # sha256sum marks a line whose name it escaped (a backslash or newline in it) with \
+        m = _DIGEST_LINE.fullmatch(text[1:] if text.startswith("\\") else text)
+        digits = m and (m["hex"] or m["bsd_hex"])
+        if m and m["bsd"] and m["bsd"] not in _BSD_NAMES[algorithm]:
+            digits = None  # another algorithm's line
+        if not digits or len(digits) != 64:  # the name beside it may be anything
+            raise QueryError(f"{source}, line {number}: not a {name} digest: {text[:100]!r}")
+        found.add(digits.lower())
+    if not found:
+        raise QueryError(f"{source} lists no {name} digest")
+    return frozenset(found)
+
+
+class _Listed(ColumnElement[bool]):
+    """`column` IN a set of strings passed as one JSON parameter, however many (a hash set of
+    millions: an IN list takes a parameter each, and SQLite allows 32,766): SQLite reads it with
+    json_each, PostgreSQL with jsonb_array_elements_text. Both probe the column's index."""
+
+    inherit_cache = False  # a value of its own in every statement
+
+    def __init__(self, column: Any, values: frozenset[str]) -> None:
+        self.column = column
+        self.values = bindparam(None, json.dumps(sorted(values)), type_=Text, unique=True)
+
+
+@compiles(_Listed, "sqlite")
+def _listed_sqlite(element: _Listed, compiler: Any, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(_Listed, "postgresql")
+def _listed_postgresql(element: _Listed, compiler: Any, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT jsonb_array_elements_text(CAST({values} AS JSONB)))"
 
 
 def _near_conditions(near: Near) -> list[ColumnElement[bool]]:

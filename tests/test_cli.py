@@ -349,6 +349,38 @@ def test_search_by_digest_under_its_own_algorithm(library: Path, db: str) -> Non
     assert code == 1 and out == "" and "not a SHA-256 digest: 'abc'" in err
 
 
+def test_search_by_a_hash_set_from_a_file_or_standard_input(
+    library: Path, scanned: str, tmp_path: Path
+) -> None:
+    def digest(name: str) -> str:
+        return hashlib.sha256((library / name).read_bytes()).hexdigest()
+
+    hash_set = tmp_path / "known.sha256"
+    hash_set.write_text(  # as `sha256sum a.jpg sub/c.jpg` prints it, plus a comment
+        f"# known files\n{digest('a.jpg')}  a.jpg\n{digest('sub/c.jpg')}  sub/c.jpg\n" + "0" * 64
+    )
+    code, out, err = run("search", "--sha256-from", hash_set, "-f", "json", "--db", scanned)
+    assert code == 0, err
+    assert names(out) == {"a.jpg", "c.jpg"}
+    code, out, err = run("search", "--sha256-from", hash_set, "model:SM-G920F", "--db", scanned,
+                         "--count")  # fmt: skip
+    assert (code, out.strip()) == (0, "1")
+    result = runner.invoke(
+        app, ["search", "--sha256-from", "-", "-f", "paths", "--db", scanned],
+        input=digest("b.jpg") + "\n",
+    )  # fmt: skip
+    assert (result.exit_code, result.stdout) == (0, f"{library / 'b.jpg'}\n")
+    code, out, _ = run("search", "--blake2b-from", hash_set, "--count", "--db", scanned)
+    assert (code, out.strip()) == (0, "0")  # scanned with SHA-256: no BLAKE2b digest to match
+    hostile = tmp_path / "set\x1b[2J.txt"
+    hostile.write_text(f"{digest('a.jpg')}\n\x1b]0;owned\x07\n")
+    code, out, err = run("search", "--sha256-from", hostile, "--db", scanned)
+    assert code == 1 and out == ""
+    assert "line 2: not a SHA-256 digest" in err and "\x1b" not in err and "\x07" not in err
+    code, out, err = run("search", "--sha256-from", tmp_path / "missing", "--db", scanned)
+    assert code == 1 and "cannot read" in err and "No such file" in err
+
+
 def test_duplicates_lists_each_copy_and_says_what_it_could_not_compare(
     library: Path, db: str
 ) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import re
 import shutil
 from collections import Counter
 from datetime import datetime
@@ -377,6 +379,85 @@ def test_nearest_first_and_limited(corpus_db: Scanned) -> None:
         within_gps = list(query.search(catalog, Filter(near=near, has_gps=True)))
         assert {r["path"] for r in within_gps} == {r["path"] for r in rows}
         assert not list(query.search(catalog, Filter(near=near, has_gps=False)))
+
+
+_HEX = "0123456789abcdef" * 4  # 64 hex digits
+
+
+@pytest.mark.parametrize(
+    ("lines", "want"),
+    [
+        ([_HEX], {_HEX}),
+        ([_HEX.upper() + "\n"], {_HEX}),  # any case, line ends as read from a file
+        ([f"{_HEX}  2016/paris.jpg"], {_HEX}),  # as sha256sum prints it
+        ([f"{_HEX} *IMG 0001.JPG"], {_HEX}),  # sha256sum -b
+        ([f"\\{_HEX}  a\\nb.jpg"], {_HEX}),  # sha256sum's line for a name it escaped
+        ([f"{_HEX}\tname with  blanks"], {_HEX}),
+        ([f"SHA256 (a (1).jpg) = {_HEX}"], {_HEX}),  # sha256sum --tag, BSD
+        (["# a hash set", "", "   ", _HEX, f"  {'f' * 64}  "], {_HEX, "f" * 64}),
+        ([_HEX, _HEX], {_HEX}),
+        ([f"{_HEX}  Caf\udce9.jpg"], {_HEX}),  # a name that is not UTF-8: only the digest counts
+    ],
+)
+def test_hash_sets_are_read_from_what_digest_tools_print(lines: list[str], want: set[str]) -> None:
+    assert query.digest_set(lines, "sha256", "set.txt") == want
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        ([_HEX, "not a digest"], "set.txt, line 2: not a SHA-256 digest: 'not a digest'"),
+        ([_HEX[:63]], "line 1: not a SHA-256 digest"),  # one digit short
+        ([_HEX + "0"], "line 1: not a SHA-256 digest"),
+        ([_HEX[:8]], "line 1"),  # a prefix finds files by --sha256, not in a set
+        ([f"MD5 (a.jpg) = {_HEX[:32]}"], "line 1"),
+        ([f"BLAKE2b-256 (a.jpg) = {_HEX}"], "line 1"),  # another algorithm's, by its name
+        ([f"{_HEX[:-1]}g"], "line 1"),
+        ([f"{_HEX}\udce9"], "line 1"),  # bytes that are not UTF-8, glued to the digest
+        ([], "set.txt lists no SHA-256 digest"),
+        (["# nothing but comments", ""], "lists no SHA-256 digest"),
+    ],
+)
+def test_a_hash_set_line_that_is_no_digest_is_an_error(lines: list[str], said: str) -> None:
+    """Never skipped: a digest silently left out of the set would hide a match."""
+    with pytest.raises(QueryError, match=re.escape(said)):
+        query.digest_set(lines, "sha256", "set.txt")
+
+
+def test_blake2b_sets_take_b2sum_lines() -> None:
+    assert query.digest_set([f"BLAKE2b-256 (a.jpg) = {_HEX}"], "blake2b", "s") == {_HEX}
+    with pytest.raises(QueryError, match="not a BLAKE2b-256 digest"):
+        query.digest_set([f"SHA256 (a.jpg) = {_HEX}"], "blake2b", "s")
+
+
+def test_a_hash_set_finds_exactly_the_files_with_those_bytes(corpus_db: Scanned) -> None:
+    """A hash set (digests computed here from the files, not by photocat) of a third of the
+    corpus, hidden among 50,000 digests of nothing catalogued: exactly those files, alone and
+    beside another filter, counted as found, on SQLite and PostgreSQL alike (one parameter,
+    however long the set)."""
+    digests = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in corpus_db.folder.iterdir()
+        if p.name in truth()
+    }
+    listed = {n: d for i, (n, d) in enumerate(sorted(digests.items())) if i % 3 == 0}
+    rng = random.Random(5)
+    noise = {f"{rng.getrandbits(256):064x}" for _ in range(50_000)} - set(digests.values())
+    hash_set = frozenset(listed.values()) | noise
+    want = {n for n, d in digests.items() if d in listed.values()}
+    assert len(want) > 40
+    assert found(corpus_db, Filter(sha256_in=hash_set)) == want
+    with_gps = expected(lambda t: t["gps_latitude"] is not None and t["gps_longitude"] is not None)
+    assert found(corpus_db, Filter(sha256_in=hash_set, has_gps=True)) == want & with_gps
+    assert 0 < len(want & with_gps) < len(want)
+    with corpus_db.open() as catalog:
+        assert query.count(catalog, Filter(sha256_in=hash_set)) == len(want)
+        limited = list(query.search(catalog, Filter(sha256_in=hash_set, sort="path", limit=5)))
+        assert [r["path"] for r in limited] == sorted(
+            r["path"] for r in query.search(catalog, Filter(sha256_in=hash_set))
+        )[:5]
+    assert found(corpus_db, Filter(sha256_in=frozenset(noise))) == set()
+    assert found(corpus_db, Filter(blake2b_in=hash_set)) == set()  # scanned with SHA-256
 
 
 def test_a_digest_finds_exactly_the_files_with_those_bytes(corpus_db: Scanned) -> None:
