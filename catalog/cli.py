@@ -241,9 +241,10 @@ def search(
         list[str] | None,
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
-            " model, lens, serial, software, path, country, city, sha256, blake2b, date, utc,"
-            " dated, time_source, gps, error, near, within, iso, f_number, focal_length,"
-            " exposure_time (ranges: iso:100..800, f_number:..2.8, exposure_time:1/250..1/60)."
+            " model, lens, serial, software, path, country, city, sha256, blake2b, tag, date,"
+            " utc, dated, time_source, gps, error, near, within, iso, f_number, focal_length,"
+            " exposure_time (ranges: iso:100..800, f_number:..2.8, exposure_time:1/250..1/60;"
+            " any tag of the listing: tag:Artist=Ann)."
         ),
     ] = None,
     make: Annotated[
@@ -259,6 +260,15 @@ def search(
     software: Annotated[
         str | None,
         typer.Option(help="Software that wrote the file (as --model): '*photoshop*'."),
+    ] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME=VALUE",
+            help="A tag of the listing (show) and its value, as --model: Artist=Ann,"
+            " 'Copyright=*2016*', GPS:GPSLatitudeRef=S. Reads every listing the other filters"
+            " leave.",
+        ),
     ] = None,
     date_from: Annotated[
         str | None, typer.Option("--from", help="From this date or date-time (inclusive).")
@@ -373,6 +383,7 @@ def search(
             make=make, model=model, lens=lens, serial=serial, software=software, country=country,
             city=city, sha256=sha256, blake2b=blake2b, has_gps=gps, dated=dated,
             time_source=time_source, errors=True if errors else None,
+            tag=query.TagMatch.parse(tag) if tag is not None else None,
         )  # fmt: skip
         f = query.Filter(
             utc=utc, path=path, sort=sort, desc=desc, limit=limit,

@@ -259,6 +259,27 @@ class Between:
         return cls(*bounds)
 
 
+@dataclass(frozen=True, slots=True)
+class TagMatch:
+    """A tag of the listing, by name (its IFD too, when given), and its value as `show` prints
+    it: case-insensitive, exactly or with * ? wildcards (as the text filters)."""
+
+    name: str
+    value: str
+    ifd: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TagMatch:
+        """'Artist=Ann', 'Copyright=*2016*', 'GPS:GPSLatitudeRef=N', 'OwnerName=*' (any value)."""
+        key, sep, value = text.partition("=")
+        ifd, colon, name = key.strip().rpartition(":")
+        if not sep or not name or (colon and not ifd) or SURROGATE.search(text):
+            raise QueryError(
+                f"not a tag and value: {text!r} (NAME=VALUE or IFD:NAME=VALUE, e.g. Artist=Ann)"
+            )
+        return cls(name.strip(), value, ifd.strip() or None)
+
+
 _FRACTION = re.compile(rf"\s*({_NUMBER})\s*(?:/\s*({_UNSIGNED})\s*)?")
 
 
@@ -306,6 +327,7 @@ class Filter:
     blake2b: str | None = None
     sha256_in: frozenset[str] | None = None  # a hash set: full digests, lowercase (digest_set)
     blake2b_in: frozenset[str] | None = None
+    tag: TagMatch | None = None  # a tag of the listing (raw_tags), by name and value
     iso: Between | None = None
     f_number: Between | None = None
     focal_length: Between | None = None
@@ -319,11 +341,19 @@ def _text_match(column: Any, value: str) -> ColumnElement[bool]:
     """Case-insensitive exact match, or a LIKE when the value holds * or ? wildcards."""
     if SURROGATE.search(value):  # bytes the terminal sent that are not UTF-8
         raise QueryError(f"'{value}' is not valid UTF-8 text: type it as Unicode")
-    if "*" in value or "?" in value:
-        escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = escaped.replace("*", "%").replace("?", "_")
+    pattern = _like_pattern(value)
+    if pattern is not None:
         return func.lower(column).like(pattern, escape="\\")
     return func.lower(column) == value.lower()
+
+
+def _like_pattern(value: str) -> str | None:
+    """A text filter's value with * ? wildcards as a LIKE pattern (escape \\) of its lowercase,
+    % _ and \\ themselves escaped; None without wildcards (an exact match)."""
+    if "*" not in value and "?" not in value:
+        return None
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
 
 
 def build(f: Filter, columns: Sequence[Any] = RECORD_COLUMNS) -> Select[Any]:
@@ -437,6 +467,8 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         listed = getattr(f, algorithm + "_in")
         if listed is not None:
             conds.append(_Listed(column, listed))
+    if f.tag is not None:
+        conds.append(_Tagged(f.tag))
     for key, column in RANGES.items():
         between: Between | None = getattr(f, key)
         if between is not None:
@@ -510,16 +542,60 @@ class _Listed(ColumnElement[bool]):
         self.values = bindparam(None, json.dumps(sorted(values)), type_=Text, unique=True)
 
 
+# How each database reads a JSON list of strings given as one parameter ({}: the parameter).
+_JSON_STRINGS = {
+    "sqlite": "SELECT value FROM json_each({})",
+    "postgresql": "SELECT jsonb_array_elements_text(CAST({} AS JSONB))",
+}
+
+
 @compiles(_Listed, "sqlite")
-def _listed_sqlite(element: _Listed, compiler: Any, **kw: Any) -> str:
-    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
-    return f"{column} IN (SELECT value FROM json_each({values}))"
-
-
 @compiles(_Listed, "postgresql")
-def _listed_postgresql(element: _Listed, compiler: Any, **kw: Any) -> str:
-    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
-    return f"{column} IN (SELECT jsonb_array_elements_text(CAST({values} AS JSONB)))"
+def _listed(element: _Listed, compiler: Any, **kw: Any) -> str:
+    strings = _JSON_STRINGS[compiler.dialect.name].format(compiler.process(element.values, **kw))
+    return f"{compiler.process(element.column, **kw)} IN ({strings})"
+
+
+class _Tagged(ColumnElement[bool]):
+    """The photo's tag listing (raw_tags: one JSON list of [ifd, id, name, value] a photo) holds
+    a tag named so (in that IFD, when given) whose value matches: every listing a search
+    reaches is read (no index; beside a device, date or place filter, only theirs)."""
+
+    inherit_cache = False
+
+    def __init__(self, match: TagMatch) -> None:
+        pattern = _like_pattern(match.value)
+        self.like = pattern is not None
+        value = match.value.lower() if pattern is None else pattern
+        self.name = bindparam(None, match.name.lower(), type_=Text, unique=True)
+        self.value = bindparam(None, value, type_=Text, unique=True)
+        self.ifd = None if match.ifd is None else bindparam(None, match.ifd.lower(), Text, True)
+
+
+# How each database lists the entries of a photo's tag listing (`listing`, a raw_tags row), and
+# reads an entry's i-th field (0 ifd, 2 name, 3 value) as text.
+_TAG_ENTRIES = {
+    "sqlite": ("json_each(listing.tags) AS tag", "json_extract(tag.value, '$[{i}]')"),
+    "postgresql": (
+        "jsonb_array_elements(CAST(listing.tags AS JSONB)) AS tag(entry)",
+        "tag.entry ->> {i}",
+    ),
+}
+
+
+@compiles(_Tagged, "sqlite")
+@compiles(_Tagged, "postgresql")
+def _tagged(element: _Tagged, compiler: Any, **kw: Any) -> str:
+    entries, field = _TAG_ENTRIES[compiler.dialect.name]
+    p = functools.partial(compiler.process, **kw)
+    value = f"LIKE {p(element.value)} ESCAPE '\\'" if element.like else f"= {p(element.value)}"
+    where = f"lower({field.format(i=2)}) = {p(element.name)} AND lower({field.format(i=3)}) {value}"
+    if element.ifd is not None:
+        where += f" AND lower({field.format(i=0)}) = {p(element.ifd)}"
+    return (
+        f"EXISTS (SELECT 1 FROM raw_tags AS listing, {entries}"
+        f" WHERE listing.photo_id = {p(t.photos.c.id)} AND {where})"
+    )
 
 
 def _near_conditions(near: Near) -> list[ColumnElement[bool]]:
@@ -847,7 +923,8 @@ _TEXT_TERMS = (
 )  # fmt: skip
 # what a field:value term may name
 TERM_FIELDS = (
-    *_TEXT_TERMS, "date", "utc", "dated", "time_source", "gps", "error", "near", "within", *RANGES,
+    *_TEXT_TERMS, "tag", "date", "utc", "dated", "time_source", "gps", "error", "near", "within",
+    *RANGES,
 )  # fmt: skip
 # how a photo's UTC instant was found (catalog.when), and "none" where it is not known
 TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
@@ -856,7 +933,7 @@ TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
     `dated:no`, `time_source:gps_zone`, `gps:yes`, `error:yes`, `lens:...`, `serial:...`,
-    `software:*photoshop*`, `path:/photos/2016`, `country:FR`, `city:Paris`,
+    `software:*photoshop*`, `tag:Artist=Ann`, `path:/photos/2016`, `country:FR`, `city:Paris`,
     `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`, `iso:100..800`,
     `f_number:..2.8`, `focal_length:24..70`, `exposure_time:1/250..1/60`. Options given beside
     win."""
@@ -875,6 +952,8 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
             start = TimeBound.parse(lo) if lo else None
             end = (TimeBound.parse(hi) if hi else None) if sep else start
             f = replace(f, date_from=start, date_to=end, utc=key == "utc")
+        elif key == "tag":
+            f = replace(f, tag=TagMatch.parse(value))
         elif key == "gps":
             f = replace(f, has_gps=_yes(value, term))
         elif key == "dated":

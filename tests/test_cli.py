@@ -151,6 +151,11 @@ def test_search_by_serial_and_software_options_and_terms(corpus_db: Scanned) -> 
     assert paths("serial:012345678", "--serial", "no such body") == set()
     code, out, _ = run("search", "serial:*", "--count", "--db", corpus_db.db)
     assert (code, out.strip()) == (0, str(1 + sum(1 for t in truth().values() if t["serial"])))
+    # any tag of the listing: the same Software tag, by its name
+    assert paths("--tag", "Software=*photoshop*") == photoshop
+    assert paths("tag:Software=gimp*", "--tag", "software=*PHOTOSHOP*") == photoshop  # option wins
+    code, _, err = run("search", "--tag", "Software", "--db", corpus_db.db)
+    assert code == 1 and "not a tag and value: 'Software'" in err
 
 
 def test_scan_of_a_missing_folder_fails_with_a_message(tmp_path: Path, db: str) -> None:

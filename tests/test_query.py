@@ -27,7 +27,7 @@ from catalog.cli import TABLE_COLUMNS
 from catalog.distance import distance_m
 from catalog.extract import extract
 from catalog.ingest import scan
-from catalog.query import Between, Filter, Near, QueryError, TimeBound
+from catalog.query import Between, Filter, Near, QueryError, TagMatch, TimeBound
 from catalog.store import open_catalog, this_host
 
 
@@ -260,6 +260,79 @@ def test_every_software_finds_exactly_its_photos(corpus_db: Scanned) -> None:
     assert found(corpus_db, Filter(software="*photoshop*")) == edited
     gimp = expected(lambda t: (t["software"] or "").startswith("GIMP"))
     assert found(corpus_db, query.parse_terms(["software:gimp *"])) == gimp
+
+
+def test_a_tag_and_its_value_find_exactly_the_photos_listing_them(corpus_db: Scanned) -> None:
+    """Any tag of the listing by name and value, against ExifTool's reading of the same files
+    (truth.json's raw tags): every Software value, the IFD0 modify dates, the GPS IFD's
+    latitude references (by IFD and name, any case), and wildcards."""
+    raw = {name: t["raw"] for name, t in truth().items()}
+    programs = {t["software"] for t in truth().values() if t["software"]}
+    for program in sorted(programs):
+        want = expected(lambda t, p=program: (t["software"] or "").lower() == p.lower())
+        assert found(corpus_db, Filter(tag=TagMatch("Software", program.upper()))) == want
+    dates = {
+        r["IFD0:ModifyDate"] for r in raw.values() if isinstance(r.get("IFD0:ModifyDate"), str)
+    }
+    assert len(dates) > 20
+    for stamp in sorted(dates):
+        want = expected(lambda t, d=stamp: t["raw"].get("IFD0:ModifyDate") == d)
+        assert found(corpus_db, query.parse_terms([f"tag:IFD0:DateTime={stamp}"])) == want, stamp
+    for ref in ("N", "S"):
+        want = expected(lambda t, r=ref: t["raw"].get("GPS:GPSLatitudeRef") == r)
+        assert want
+        assert (
+            found(corpus_db, query.parse_terms([f"tag:gps:gpslatituderef={ref.lower()}"])) == want
+        )
+        assert found(corpus_db, query.parse_terms([f"tag:IFD0:GPSLatitudeRef={ref}"])) == set()
+    with_gps_ref = expected(lambda t: "GPS:GPSLatitudeRef" in t["raw"])
+    assert found(corpus_db, query.parse_terms(["tag:GPSLatitudeRef=?"])) == with_gps_ref
+    with corpus_db.open() as catalog:
+        f = query.parse_terms(["tag:GPSLatitudeRef=*", "model:*coolpix*"])
+        want = with_gps_ref & expected(lambda t: "coolpix" in (t["model"] or "").lower())
+        assert query.count(catalog, f) == len(want) > 0
+
+
+def test_tag_values_are_matched_as_written(tmp_path: Path, db: str) -> None:
+    """Synthetic photos with known tags: % and _ are no wildcards, * and ? are; a value with
+    an escape sequence is matched as the bytes it is; a tag no photo has finds nothing."""
+    top = tmp_path / "photos"
+    tags = {
+        "a.jpg": {0x013B: "Ann Smith", 0x8298: "(c) 100% _mine_"},
+        "b.jpg": {0x013B: "ANN SMITH"},
+        "c.jpg": {0x013B: "Bob", 0x8298: "(c) 1000 xmine_"},
+        "d.jpg": {0x013B: "\x1b[31mEve"},
+        "e.jpg": {},
+    }
+    for name, extra in tags.items():
+        make_photo(top / name, extra={k: v.replace("\\x1b", "\x1b") for k, v in extra.items()})
+    with open_catalog(db) as catalog:
+        scan(catalog, [top], workers=1)
+    cases = {
+        "Artist=ann smith": {"a.jpg", "b.jpg"},
+        "artist=Ann*": {"a.jpg", "b.jpg"},
+        "Artist=*": {"a.jpg", "b.jpg", "c.jpg", "d.jpg"},
+        "Copyright=(c) 100% _mine_": {"a.jpg"},
+        "Copyright=*100%*": {"a.jpg"},  # % is the character itself
+        "Copyright=*0_x*": set(),  # so is _
+        "Copyright=*0?x*": {"c.jpg"},
+        "Artist=\x1b[31mEve": {"d.jpg"},
+        "IFD0:Artist=Bob": {"c.jpg"},
+        "Exif:Artist=Bob": set(),
+        "Artist=": set(),
+        "OwnerName=*": set(),
+    }
+    with open_catalog(db) as catalog:
+        for text, want in cases.items():
+            text = text.replace("\\x1b", "\x1b")
+            f = Filter(tag=TagMatch.parse(text))
+            assert {r["path"].rsplit("/", 1)[1] for r in query.search(catalog, f)} == want, text
+
+
+@pytest.mark.parametrize("text", ["Artist", "=Ann", ":Artist=Ann", "IFD0:=x", "Caf\udce9=x"])
+def test_a_tag_term_without_a_name_and_value_is_an_error(text: str) -> None:
+    with pytest.raises(QueryError, match="not a tag and value"):
+        query.parse_terms([f"tag:{text}"])
 
 
 def capture(t: dict) -> str | None:  # type: ignore[type-arg]
