@@ -329,6 +329,40 @@ def test_tag_values_are_matched_as_written(tmp_path: Path, db: str) -> None:
             assert {r["path"].rsplit("/", 1)[1] for r in query.search(catalog, f)} == want, text
 
 
+@pytest.mark.parametrize("which", ["corpus_db", "broken_db"])
+def test_the_tag_search_agrees_with_the_listings_it_reads(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """The database's reading of the stored listings (SQLite's JSON functions, PostgreSQL's
+    jsonb) against Python's reading of the same listings, on the real and the hostile corpus
+    (escape sequences, markup, formulas, Latin-1 and UTF-8 text in tags)."""
+    scanned: Scanned = request.getfixturevalue(which)
+    with scanned.open() as catalog:
+        listings = {d["path"]: d["tags"] for d in query.details(catalog, Filter())}
+        names = Counter(t["name"] for tags in listings.values() for t in tags)
+        for name in [n for n, _ in names.most_common(12)] + ["Make", "Model", "Software"]:
+            values = {t["value"] for tags in listings.values() for t in tags if t["name"] == name}
+            for pattern in ["*", "*a*", "?*", *sorted(values)[:3]]:
+                match = TagMatch(name.lower(), pattern.upper())
+                want = {
+                    path
+                    for path, tags in listings.items()
+                    if any(
+                        t["name"].lower() == match.name and _like(t["value"], pattern) for t in tags
+                    )
+                }
+                got = {r["path"] for r in query.search(catalog, Filter(tag=match))}
+                assert got == want, (name, pattern)
+
+
+def _like(value: str, pattern: str) -> bool:
+    """The text filters' rule in Python: case-insensitive, * and ? wildcards, else exact."""
+    if "*" not in pattern and "?" not in pattern:
+        return value.lower() == pattern.lower()
+    regex = "".join({"*": ".*", "?": "."}.get(c, re.escape(c)) for c in pattern.lower())
+    return re.fullmatch(regex, value.lower(), re.DOTALL) is not None
+
+
 @pytest.mark.parametrize("text", ["Artist", "=Ann", ":Artist=Ann", "IFD0:=x", "Caf\udce9=x"])
 def test_a_tag_term_without_a_name_and_value_is_an_error(text: str) -> None:
     with pytest.raises(QueryError, match="not a tag and value"):
