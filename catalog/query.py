@@ -271,9 +271,11 @@ class TagMatch:
     @classmethod
     def parse(cls, text: str) -> TagMatch:
         """'Artist=Ann', 'Copyright=*2016*', 'GPS:GPSLatitudeRef=N', 'OwnerName=*' (any value)."""
+        if SURROGATE.search(text):  # as _text_match says it
+            raise QueryError(f"'{text}' is not valid UTF-8 text: type it as Unicode")
         key, sep, value = text.partition("=")
         ifd, colon, name = key.strip().rpartition(":")
-        if not sep or not name or (colon and not ifd) or SURROGATE.search(text):
+        if not sep or not name or (colon and not ifd):
             raise QueryError(
                 f"not a tag and value: {text!r} (NAME=VALUE or IFD:NAME=VALUE, e.g. Artist=Ann)"
             )

@@ -363,9 +363,18 @@ def _like(value: str, pattern: str) -> bool:
     return re.fullmatch(regex, value.lower(), re.DOTALL) is not None
 
 
-@pytest.mark.parametrize("text", ["Artist", "=Ann", ":Artist=Ann", "IFD0:=x", "Caf\udce9=x"])
-def test_a_tag_term_without_a_name_and_value_is_an_error(text: str) -> None:
-    with pytest.raises(QueryError, match="not a tag and value"):
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("Artist", "not a tag and value"),
+        ("=Ann", "not a tag and value"),
+        (":Artist=Ann", "not a tag and value"),
+        ("IFD0:=x", "not a tag and value"),
+        ("Artist=Caf\udce9", "is not valid UTF-8 text"),
+    ],
+)
+def test_a_tag_term_without_a_name_and_value_is_an_error(text: str, said: str) -> None:
+    with pytest.raises(QueryError, match=said):
         query.parse_terms([f"tag:{text}"])
 
 
