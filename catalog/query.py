@@ -272,9 +272,7 @@ class TagMatch:
     @classmethod
     def parse(cls, text: str) -> TagMatch:
         """'Artist=Ann', 'Copyright=*2016*', 'GPS:GPSLatitudeRef=N', 'OwnerName=*' (any value)."""
-        if SURROGATE.search(text):  # as _text_match says it
-            raise QueryError(f"'{text}' is not valid UTF-8 text: type it as Unicode")
-        key, sep, value = text.partition("=")
+        key, sep, value = _unicode(text).partition("=")
         ifd, colon, name = key.strip().rpartition(":")
         if not sep or not name or (colon and not ifd):
             raise QueryError(
@@ -342,9 +340,7 @@ class Filter:
 
 def _text_match(column: Any, value: str) -> ColumnElement[bool]:
     """Case-insensitive exact match, or a LIKE when the value holds * or ? wildcards."""
-    if SURROGATE.search(value):  # bytes the terminal sent that are not UTF-8
-        raise QueryError(f"'{value}' is not valid UTF-8 text: type it as Unicode")
-    pattern = _like_pattern(value)
+    pattern = _like_pattern(_unicode(value))
     if pattern is not None:
         return func.lower(column).like(pattern, escape="\\")
     return func.lower(column) == value.lower()
@@ -355,8 +351,19 @@ def _like_pattern(value: str) -> str | None:
     % _ and \\ themselves escaped; None without wildcards (an exact match)."""
     if "*" not in value and "?" not in value:
         return None
-    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+    return _like_escaped(value.lower()).replace("*", "%").replace("?", "_")
+
+
+def _like_escaped(text: str) -> str:
+    """`text` taken literally in a LIKE pattern whose escape character is \\."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _unicode(value: str) -> str:
+    """`value`, or a QueryError if it holds bytes the terminal sent that are not UTF-8."""
+    if SURROGATE.search(value):
+        raise QueryError(f"'{value}' is not valid UTF-8 text: type it as Unicode")
+    return value
 
 
 def build(f: Filter, columns: Sequence[Any] = RECORD_COLUMNS) -> Select[Any]:
@@ -576,9 +583,8 @@ class _Tagged(ColumnElement[bool]):
         # The listing's text holds '"Name",' wherever it holds the tag (tags_json), so a LIKE
         # over the text skips every listing without it before its JSON is read: a million
         # photos' listings in 0.65 s where reading them all takes 5.4 s (SQLite).
-        name = encode_basestring(match.name.lower()) + ","
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        self.named = bindparam(None, f"%{escaped}%", type_=Text, unique=True)
+        named = _like_escaped(encode_basestring(match.name.lower()) + ",")
+        self.named = bindparam(None, f"%{named}%", type_=Text, unique=True)
 
 
 # How each database lists the entries of a photo's tag listing (`listing`, a raw_tags row),
