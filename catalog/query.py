@@ -549,7 +549,7 @@ class _Listed(ColumnElement[bool]):
 
     def __init__(self, column: Any, values: frozenset[str]) -> None:
         self.column = column
-        self.values = bindparam(None, json.dumps(sorted(values)), type_=Text, unique=True)
+        self.values = bindparam(None, json.dumps(list(values)), type_=Text, unique=True)
 
 
 # How each database reads a JSON list of strings given as one parameter ({}: the parameter).
