@@ -12,6 +12,7 @@ import contextlib
 import errno
 import gc
 import inspect
+import io
 import math
 import os
 import sys
@@ -426,15 +427,19 @@ def _digest_set(source: str, algorithm: str) -> frozenset[str]:
     from catalog.query import digest_set
 
     name = "standard input" if source == "-" else source
+    # Bytes that are not UTF-8 (a file name beside a digest, from an old archive) are kept as
+    # surrogates, whatever the locale makes of standard input: only the digests count.
     try:
         if source == "-":
-            return digest_set(sys.stdin, algorithm, name)
+            stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+            try:
+                return digest_set(stdin, algorithm, name)
+            finally:
+                stdin.detach()  # standard input stays open
         with open(source, encoding="utf-8", errors="surrogateescape") as lines:
             return digest_set(lines, algorithm, name)
     except OSError as exc:
         fail(f"cannot read {name}: {exc.strerror or exc}")
-    except UnicodeDecodeError as exc:  # standard input in a locale that cannot decode it
-        fail(f"cannot read {name}: {exc}")
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -386,6 +386,21 @@ def test_search_by_a_hash_set_from_a_file_or_standard_input(
     assert code == 1 and "cannot read" in err and "No such file" in err
 
 
+def test_a_hash_set_on_standard_input_may_name_files_in_any_bytes(
+    library: Path, scanned: str
+) -> None:
+    """sha256sum's output for an old archive names files in Latin-1: the real command reads
+    the digests beside those names even where the locale decodes standard input strictly."""
+    digest = hashlib.sha256((library / "a.jpg").read_bytes()).hexdigest()
+    done = subprocess.run(
+        [sys.executable, "-m", "catalog.cli", "search", "--sha256-from", "-", "--count",
+         "--db", scanned],
+        input=f"{digest}  caf".encode() + b"\xe9.jpg\n", capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+    )  # fmt: skip
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, b"1", b"")
+
+
 def test_duplicates_lists_each_copy_and_says_what_it_could_not_compare(
     library: Path, db: str
 ) -> None:
