@@ -3,7 +3,9 @@ attacker-controlled, so every renderer makes them inert: no terminal escapes, no
 spreadsheet formulas, always valid UTF-8.
 
 File names that are not valid UTF-8 arrive with their bytes surrogateescape'd (os.fsdecode). Text
-outputs show such a byte as \\xNN, like a control character; `paths0` writes the exact bytes.
+outputs show such a byte as \\xNN, like a control character; `paths0` writes the exact bytes to
+a file or a pipe, since a program reads them; on a terminal it too shows every name as `inert`
+does.
 """
 
 from __future__ import annotations
@@ -175,7 +177,12 @@ def write_paths(rows: Iterable[dict[str, Any]], out: Sink) -> None:
 
 def write_paths0(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
     """Each path's exact bytes followed by NUL (`xargs -0`, `while read -d ''`): the one output
-    that gives any file name back unchanged (POSIX names never hold NUL)."""
+    that gives any file name back unchanged (POSIX names never hold NUL). On a terminal, which
+    would act on a name's escape sequences, each name is shown as `inert` shows it."""
+    if out.isatty():
+        for row in rows:
+            out.write(inert(row["path"]) + "\0")
+        return
     binary = getattr(out, "buffer", None)
     if binary is None:  # a text-only stream (io.StringIO): the str form, surrogates and all
         for row in rows:

@@ -203,3 +203,11 @@ def test_any_string_renders_as_valid_inert_json_csv_and_text() -> None:
         cell = csv_cell(s)
         assert isinstance(cell, str) and not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
         cell.encode("utf-8")
+
+
+def test_paths0_on_a_terminal_shows_names_inert() -> None:
+    """Exact bytes are for a program reading a pipe; a terminal would obey a name's escapes."""
+    out = Terminal()
+    render([{"path": "/p/\x1b[2Jx.jpg"}, {"path": "/p/caf\udce9.jpg"}], OutputFormat.paths0, out,
+           keys=["path"])  # fmt: skip
+    assert out.getvalue() == "/p/\\x1b[2Jx.jpg\0/p/caf\\xe9.jpg\0"
