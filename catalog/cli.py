@@ -372,6 +372,9 @@ def search(
     Photos near a place: --near LAT,LON (within 1 km, or --within 300m), nearest first with
     --sort distance: photocat search --near 48.8584,2.2945 --within 2km --sort distance
 
+    A manifest that coreutils checks: --format sha256sum (or b2sum), then sha256sum -c; files
+    without that digest are left out and counted on stderr.
+
     Example: photocat search --model SM-G920F --from 2016-11-01 --to 2016-11-30 --format json
     """
     from dataclasses import replace
@@ -411,8 +414,11 @@ def search(
                 OutputFormat.table: TABLE_COLUMNS,
                 OutputFormat.paths: ("path",),
                 OutputFormat.paths0: ("path",),
+                OutputFormat.sha256sum: ("path", "sha256"),
+                OutputFormat.b2sum: ("path", "blake2b"),
             }.get(fmt)
-            _emit(query.search(catalog, f, shown), fmt, query.RECORD_KEYS, TABLE_COLUMNS)
+            rows = query.search(catalog, f, shown)
+            _emit(rows, fmt, query.RECORD_KEYS, TABLE_COLUMNS, checksums=True)
     except query.QueryError as exc:
         fail(str(exc))
 
@@ -446,13 +452,28 @@ def _given(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _emit(rows: Any, fmt: OutputFormat, keys: Any, columns: Any) -> None:
+def _emit(
+    rows: Any, fmt: OutputFormat, keys: Any, columns: Any, *, checksums: bool = False
+) -> None:
+    """Render a command's rows on stdout. `checksums`: its rows are catalogued files with their
+    digests, which --format sha256sum / b2sum can list (search, duplicates)."""
+    from catalog.render import CHECKSUM_KEYS, render
+
     if fmt in (OutputFormat.paths, OutputFormat.paths0) and "path" not in keys:
         fail(f"--format {fmt} lists photo paths; use table, json, jsonl or csv here", 2)
-    from catalog.render import render
-
+    digest = CHECKSUM_KEYS.get(fmt)
+    if digest is not None and not checksums:
+        fail(f"--format {fmt} lists files with their digests: use it with search or duplicates", 2)
+    if digest is not None and digest not in keys:
+        fail(f"--format {fmt} lists {digest} digests: add --hash {digest}", 2)
     with _stdout():
-        render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
+        left_out = render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
+    if left_out:
+        typer.echo(
+            f"photocat: {left_out} file(s) have no {digest} digest (not hashed yet, unreadable,"
+            " or scanned with another --hash) and are not listed",
+            err=True,
+        )
 
 
 @contextlib.contextmanager
@@ -591,7 +612,7 @@ def duplicates(
             err=True,
         )
     keys = (hash_with.value, "copies", "size", "path")
-    _emit(rows, fmt, keys, keys)
+    _emit(rows, fmt, keys, keys, checksums=True)
 
 
 @app.command()

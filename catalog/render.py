@@ -1,11 +1,11 @@
-"""Output: table, json, jsonl, csv, paths, paths0. Strings from images and file names are
-attacker-controlled, so every renderer makes them inert: no terminal escapes, no rich markup, no
-spreadsheet formulas, always valid UTF-8.
+"""Output: table, json, jsonl, csv, paths, paths0, sha256sum, b2sum. Strings from images and file
+names are attacker-controlled, so every renderer makes them inert: no terminal escapes, no rich
+markup, no spreadsheet formulas, always valid UTF-8.
 
 File names that are not valid UTF-8 arrive with their bytes surrogateescape'd (os.fsdecode). Text
-outputs show such a byte as \\xNN, like a control character; `paths0` writes the exact bytes to
-a file or a pipe, since a program reads them; on a terminal it too shows every name as `inert`
-does.
+outputs show such a byte as \\xNN, like a control character; `paths0` and the checksum lists
+(`sha256sum`, `b2sum`) write the exact bytes to a file or a pipe, since a program reads them; on a
+terminal they too show every name as `inert` does.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ class OutputFormat(StrEnum):
     csv = "csv"
     paths = "paths"
     paths0 = "paths0"
+    sha256sum = "sha256sum"
+    b2sum = "b2sum"
+
+
+# The checksum lists: each format's digest key, as `sha256sum` and `b2sum -l 256` write them.
+CHECKSUM_KEYS = {OutputFormat.sha256sum: "sha256", OutputFormat.b2sum: "blake2b"}
 
 
 def inert(value: object) -> str:
@@ -195,6 +201,40 @@ def write_paths0(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
     batched.flush()
 
 
+def write_checksums(rows: Iterable[dict[str, Any]], key: str, out: IO[str]) -> int:
+    """A checksum list as GNU `sha256sum` (or `b2sum -l 256`) writes one, for `sha256sum -c`:
+    `DIGEST  NAME` a line, the name's exact bytes, and a name holding a backslash, a newline or
+    a carriage return written with those escaped and the line begun by a backslash (coreutils'
+    own convention, so no name can forge a line). On a terminal each name is shown as `inert`
+    shows it instead. A row without the digest (not hashed, or with the other algorithm) cannot
+    be listed: returns how many were left out, for the caller to say."""
+    left_out = 0
+    terminal = out.isatty()
+    binary = None if terminal else getattr(out, "buffer", None)
+    if binary is not None:
+        out.flush()
+    sink: Any = Batched(binary) if binary is not None else Batched(out)
+    for row in rows:
+        digest = row.get(key)
+        if not digest:
+            left_out += 1
+            continue
+        name: str = row["path"]
+        if terminal:
+            name = inert(name)
+        prefix = ""
+        if "\\" in name or "\n" in name or "\r" in name:
+            prefix = "\\"
+            name = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        line = f"{prefix}{digest.lower()}  "
+        if binary is not None:
+            sink.write(line.encode("ascii") + os.fsencode(name) + b"\n")
+        else:
+            sink.write(line + name + "\n")
+    sink.flush()
+    return left_out
+
+
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> Any:
     """A rich Table whose cells are plain Text (never parsed as markup) made inert."""
     from rich.table import Table
@@ -224,8 +264,9 @@ def render(
     keys: Sequence[str],
     table_columns: Sequence[str] | None = None,
     console: Any = None,
-) -> None:
-    """Write rows in the chosen format. Table output goes through a rich console."""
+) -> int:
+    """Write rows in the chosen format. Table output goes through a rich console. Returns how
+    many rows could not be written in it: those without a digest, in a checksum list."""
     text_writers = {
         OutputFormat.json: write_json,
         OutputFormat.jsonl: write_jsonl,
@@ -238,17 +279,20 @@ def render(
         batched.flush()
     elif fmt is OutputFormat.paths0:
         write_paths0(rows, out)
+    elif fmt in CHECKSUM_KEYS:
+        return write_checksums(rows, CHECKSUM_KEYS[fmt], out)
     else:
         # Piped or redirected, a table is as wide as its content: nothing folded or cut.
         wide = None if out.isatty() else PIPED_WIDTH
         if wide is not None and console is None:
             rows = write_piped_table(rows, table_columns or keys, out)
             if rows is None:
-                return
+                return 0
         from rich.console import Console
 
         console = console or Console(file=out, width=wide, no_color=wide is not None)
         console.print(table(rows, table_columns or keys))
+    return 0
 
 
 PIPED_WIDTH = 10_000  # a piped table's width limit (beyond it rich shrinks and folds columns)

@@ -424,6 +424,50 @@ def test_duplicates_lists_each_copy_and_says_what_it_could_not_compare(
     assert code == 2
 
 
+def test_checksum_lists_check_with_the_coreutils_tools(
+    library: Path, db: str, tmp_path: Path
+) -> None:
+    """search -f sha256sum / b2sum write what `sha256sum -c` / `b2sum -c` check; a file
+    without that digest is left out and counted on stderr, never silently."""
+    photos = sorted(str(p) for p in library.rglob("*.jpg"))
+    code, _, err = run("scan", library, "--hash", "blake2b", "--db", db)
+    assert code == 0, err
+    code, out, err = run("search", "-f", "b2sum", "--sort", "path", "--db", db)
+    assert code == 0 and err == ""
+    assert [line.split("  ", 1)[1] for line in out.splitlines()] == photos
+    (tmp_path / "b2").write_text(out)
+    done = subprocess.run(["b2sum", "--check", "--strict", tmp_path / "b2"], capture_output=True)
+    assert (done.returncode, done.stdout.count(b": OK\n")) == (0, len(photos)), done
+
+    code, out, err = run("search", "-f", "sha256sum", "--db", db)  # scanned with BLAKE2b only
+    assert (code, out) == (0, "")
+    assert f"{len(photos)} file(s) have no sha256 digest" in err and "not listed" in err
+    code, _, err = run("scan", library, "--reread", "--db", db)  # SHA-256 now
+    assert code == 0, err
+    code, out, err = run("search", "model:SM-G920F", "-f", "sha256sum", "--db", db)
+    assert code == 0 and err == ""
+    assert out == "".join(
+        f"{hashlib.sha256((library / n).read_bytes()).hexdigest()}  {library / n}\n"
+        for n in ("a.jpg", "b.jpg")
+    )
+
+
+def test_checksum_lists_of_copies_and_where_they_are_refused(library: Path, db: str) -> None:
+    shutil.copyfile(library / "a.jpg", library / "sub" / "copy.jpg")
+    code, _, err = run("scan", library, "--db", db)
+    assert code == 0, err
+    digest = hashlib.sha256((library / "a.jpg").read_bytes()).hexdigest()
+    code, out, err = run("duplicates", "-f", "sha256sum", "--db", db)
+    assert (code, err) == (0, "")
+    assert out == f"{digest}  {library / 'a.jpg'}\n{digest}  {library / 'sub' / 'copy.jpg'}\n"
+    code, _, err = run("duplicates", "-f", "b2sum", "--db", db)
+    assert code == 2 and "add --hash blake2b" in err
+    for command in ("devices", "places", "folders", "verify"):
+        code, out, err = run(command, "-f", "sha256sum", "--db", db)
+        assert (code, out) == (2, ""), command
+        assert "use it with search or duplicates" in err
+
+
 @pytest.mark.parametrize(
     ("db", "said"),
     [

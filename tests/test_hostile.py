@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -191,6 +192,7 @@ FILE_NAMES = [
     b"\xff\xfe\x80.jpg",
     "evil\u202egpj.exe.jpg".encode(),
     b"car\rriage.jpg",
+    b"back\\slash \\n.jpg",  # a backslash, and what an escaped newline looks like
     "x\ufdd0dce9.jpg".encode(),  # looks like the catalog's own escape: must still round-trip
     b"plain.jpg",
 ]
@@ -260,6 +262,36 @@ def test_hostile_names_round_trip_through_the_catalog(
         report = ingest_changes(catalog, place, rels)
     assert sorted(report.unchanged) == sorted(rels)
     assert not (report.new or report.updated or report.removed or report.failed)
+
+
+def test_a_checksum_list_of_hostile_names_is_checked_by_sha256sum_itself(
+    hostile_library: tuple[Path, list[Path]], db: str, tmp_path: Path
+) -> None:
+    """`search -f sha256sum` names every file so that GNU `sha256sum -c` finds it, whatever its
+    name holds (newlines, carriage returns, backslashes, escapes, bytes that are not UTF-8),
+    and the list is a hash set `--sha256-from` reads back."""
+    top, files = hostile_library
+    assert summary(cli("scan", top, "--db", db, "--workers", "1")).startswith(f"new {len(files)},")
+    listed = cli("search", "-f", "sha256sum", "--db", db)
+    assert listed.exit_code == 0 and listed.stderr == ""
+    manifest = tmp_path / "case.sha256"
+    manifest.write_bytes(listed.stdout_bytes)
+    assert listed.stdout_bytes.count(b"\n") == len(files), "one line a file: no name forged one"
+
+    def check() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["sha256sum", "--check", "--strict", manifest], capture_output=True, cwd=tmp_path
+        )
+
+    done = check()
+    assert done.returncode == 0 and done.stderr == b"", done
+    assert done.stdout.count(b": OK\n") == len(files)
+    found = cli("search", "--sha256-from", manifest, "-f", "paths0", "--db", db).stdout_bytes
+    assert sorted(found.split(b"\0")[:-1]) == sorted(os.fsencode(p) for p in files)
+
+    files[0].write_bytes(files[0].read_bytes() + b"tampered")  # the list still says the old bytes
+    done = check()
+    assert done.returncode == 1 and done.stdout.count(b": OK\n") == len(files) - 1
 
 
 def test_hostile_folder_scanned_first_is_adopted_by_its_parent(

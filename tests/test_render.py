@@ -11,11 +11,13 @@ import pytest
 from rich.console import Console
 
 from catalog.render import (
+    CONTROL,
     Batched,
     OutputFormat,
     csv_cell,
     inert,
     render,
+    write_checksums,
     write_csv,
     write_json,
     write_jsonl,
@@ -103,8 +105,6 @@ class Terminal(io.StringIO):
 def test_csv_on_a_terminal_shows_control_characters_as_escapes() -> None:
     """Exact values are for files and pipes; on a terminal a tag's escape sequence, bell, bidi
     override or carriage return is shown, not obeyed (as in the table)."""
-    from catalog.render import CONTROL
-
     out = Terminal()
     render([HOSTILE], OutputFormat.csv, out, keys=KEYS)
     text = out.getvalue()
@@ -203,6 +203,69 @@ def test_any_string_renders_as_valid_inert_json_csv_and_text() -> None:
         cell = csv_cell(s)
         assert isinstance(cell, str) and not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
         cell.encode("utf-8")
+
+
+DIGEST = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        (
+            "/p/a.jpg",
+            b"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  /p/a.jpg\n",
+        ),
+        ("/p/ lead.jpg", DIGEST.lower().encode() + b"  /p/ lead.jpg\n"),
+        ("/p/two\nlines.jpg", b"\\" + DIGEST.lower().encode() + b"  /p/two\\nlines.jpg\n"),
+        ("/p/car\rriage.jpg", b"\\" + DIGEST.lower().encode() + b"  /p/car\\rriage.jpg\n"),
+        ("/p/back\\slash.jpg", b"\\" + DIGEST.lower().encode() + b"  /p/back\\\\slash.jpg\n"),
+        ("/p/\x1b[31mred.jpg", DIGEST.lower().encode() + b"  /p/\x1b[31mred.jpg\n"),
+        ("/p/caf\udce9.jpg", DIGEST.lower().encode() + b"  /p/caf\xe9.jpg\n"),
+    ],
+)
+def test_a_checksum_list_is_what_sha256sum_writes(name: str, line: bytes) -> None:
+    """GNU coreutils' lines: lower-case digest, two spaces, the name's exact bytes; a name with
+    a backslash, newline or carriage return escaped and its line begun by a backslash."""
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8")
+    left_out = render(
+        [{"path": name, "sha256": DIGEST}], OutputFormat.sha256sum, out, keys=["path"]
+    )
+    assert (raw.getvalue(), left_out) == (line, 0)
+
+
+def test_a_checksum_list_leaves_out_and_counts_files_without_the_digest() -> None:
+    rows = [
+        {"path": "/p/a.jpg", "sha256": DIGEST, "blake2b": None},
+        {"path": "/p/b.jpg", "sha256": None, "blake2b": "ab" * 32},
+        {"path": "/p/c.jpg", "sha256": None, "blake2b": None},
+    ]
+    out = io.StringIO()
+    assert write_checksums(rows, "sha256", out) == 2
+    assert out.getvalue() == f"{DIGEST.lower()}  /p/a.jpg\n"
+    out = io.StringIO()
+    assert render(rows, OutputFormat.b2sum, out, keys=["path"]) == 2
+    assert out.getvalue() == f"{'ab' * 32}  /p/b.jpg\n"
+
+
+def test_a_checksum_list_on_a_terminal_shows_names_inert() -> None:
+    out = Terminal()
+    rows = [
+        {"path": f"/p/{c}x.jpg", "sha256": DIGEST} for c in ("\x1b]0;t\x07", "\u202e", "\udce9")
+    ]
+    write_checksums(rows, "sha256", out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and not CONTROL.search(out.getvalue().replace("\n", ""))
+    assert lines[0] == f"\\{DIGEST.lower()}  /p/\\\\x1b]0;t\\\\x07x.jpg"  # escaped, then as GNU
+    assert lines[1] == f"\\{DIGEST.lower()}  /p/\\\\u202ex.jpg"
+
+
+def test_a_checksum_list_reaches_the_stream_in_a_few_large_writes() -> None:
+    rows = [{"path": f"/photos/{i:05}.jpg", "sha256": DIGEST} for i in range(3000)]
+    raw = CountingBytes()
+    out = io.TextIOWrapper(raw, encoding="utf-8")
+    render(rows, OutputFormat.sha256sum, out, keys=["path"])
+    assert raw.getvalue().count(b"\n") == 3000 and raw.writes <= 5
 
 
 def test_paths0_on_a_terminal_shows_names_inert() -> None:
