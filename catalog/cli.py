@@ -502,16 +502,24 @@ def _say(text: object) -> None:
 def show(
     file: Annotated[Path, typer.Argument(help="A catalogued image file.")],
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table (Tag : value) or json.")
+        OutputFormat,
+        typer.Option(
+            "--format", "-f", help="table (Tag : value), json, jsonl, or csv (the tags only)."
+        ),
     ] = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
     """Everything known about one image: its normalised fields, then every EXIF tag.
 
+    --format csv gives the tag listing alone, a row a tag (ifd, id, name, value), for a
+    spreadsheet.
+
     Example: photocat show ~/Pictures/2016/IMG_0001.jpg
     """
     from catalog.query import photo_detail
 
+    if fmt not in SHOW_FORMATS:
+        fail(f"--format {fmt}: show gives table, json, jsonl or csv", 2)
     with open_db(db, query=True) as catalog, _answering():
         detail = photo_detail(catalog, str(file))
     if detail is None:
@@ -520,6 +528,9 @@ def show(
         from catalog.render import dumps  # valid JSON even for a non-UTF-8 file name
 
         _say(dumps(detail, indent=None if fmt is OutputFormat.jsonl else 2))
+        return
+    if fmt is OutputFormat.csv:
+        _emit(detail["tags"], fmt, TAG_KEYS, TAG_KEYS)
         return
     from catalog.render import inert
 
@@ -533,6 +544,10 @@ def show(
     tag_width = max(map(len, labels), default=0)  # one column of " : " whatever the IFD
     lines += [f"{k:<{tag_width}} : {inert(t['value'])}" for k, t in zip(labels, tags, strict=True)]
     _say("\n".join(lines))
+
+
+SHOW_FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.jsonl, OutputFormat.csv)
+TAG_KEYS = ("ifd", "id", "name", "value")  # a tag of the listing, as show -f json gives it
 
 
 def _plain(value: object) -> str:

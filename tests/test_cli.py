@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from catalog.cli import app
 from catalog.query import RECORD_KEYS, TERM_FIELDS
+from catalog.render import csv_cell
 
 runner = CliRunner()
 
@@ -592,6 +593,22 @@ def test_show_lists_fields_then_every_tag(scanned: str, library: Path) -> None:
     assert code == 1 and "not in the catalog" in err
 
 
+def test_show_gives_the_tag_listing_as_csv(scanned: str, library: Path) -> None:
+    code, out, _ = run("show", library / "a.jpg", "--format", "json", "--db", scanned)
+    tags = json.loads(out)["tags"]
+    code, out, err = run("show", library / "a.jpg", "--format", "csv", "--db", scanned)
+    assert (code, err) == (0, "")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["ifd", "id", "name", "value"]
+    # exact values, but a cell that a spreadsheet would run (+02:00 too) begins with a quote
+    assert rows[1:] == [[t["ifd"], str(t["id"]), t["name"], csv_cell(t["value"])] for t in tags]
+    assert ["GPS", "1", "GPSLatitudeRef", "N"] in rows
+    assert ["Exif", "36881", "OffsetTimeOriginal", "'+02:00"] in rows
+    for fmt in ("paths", "paths0", "sha256sum", "b2sum"):
+        code, out, err = run("show", library / "a.jpg", "--format", fmt, "--db", scanned)
+        assert (code, out) == (2, "") and "show gives table, json, jsonl or csv" in err
+
+
 def test_devices_counts_and_dates(scanned: str) -> None:
     code, out, _ = run("devices", "--format", "json", "--db", scanned)
     assert code == 0
@@ -679,6 +696,9 @@ def test_hostile_strings_never_reach_the_terminal(broken_db: Scanned) -> None:
     hostile = BROKEN / "make_ansi_markup_formula.jpg"
     code, out, _ = run("show", hostile, "--db", broken_db.db)
     assert code == 0 and "\x1b" not in out and "\\x1b[31m" in out
+    code, out, _ = run("show", hostile, "--format", "csv", "--db", broken_db.db)
+    cells = {row["name"]: row["value"] for row in csv.DictReader(io.StringIO(out))}
+    assert cells["Make"].startswith("'=") and "\x1b[31m" in cells["Make"]  # exact, but no formula
 
 
 def test_readme_demo(db: str) -> None:

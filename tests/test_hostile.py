@@ -127,6 +127,13 @@ def test_broken_corpus_scan_show_search_every_format(db: str) -> None:
     assert sorted(paths) == sorted(str(BROKEN / name) for name in expected)
     exact = cli("search", "-f", "paths0", "--db", db).stdout_bytes.split(b"\0")
     assert sorted(exact[:-1]) == sorted(os.fsencode(BROKEN / name) for name in expected)
+    listed = cli("search", "-f", "sha256sum", "--db", db).stdout_bytes  # every file, even unread
+    assert sorted(listed.splitlines()) == sorted(
+        hashlib.sha256((BROKEN / name).read_bytes()).hexdigest().encode()
+        + b"  "
+        + os.fsencode(BROKEN / name)
+        for name in expected
+    )
 
     for name in expected:
         shown = cli("show", BROKEN / name, "--db", db)
@@ -134,6 +141,12 @@ def test_broken_corpus_scan_show_search_every_format(db: str) -> None:
         assert_inert(shown.stdout)
         detail = json.loads(cli("show", BROKEN / name, "-f", "json", "--db", db).stdout)
         assert detail["path"] == str(BROKEN / name)
+        listing = list(csv.DictReader(io.StringIO(cli("show", BROKEN / name, "-f", "csv",
+                                                      "--db", db).stdout)))  # fmt: skip
+        assert len(listing) == len(detail["tags"])
+        for row, tag in zip(listing, detail["tags"], strict=True):
+            assert row["value"] in (tag["value"], "'" + tag["value"]), (name, row)
+            assert not row["value"].startswith(("=", "+", "@", "\t", "\r")), (name, row)
 
     devices = cli("devices", "--db", db).stdout
     assert_inert(devices)
