@@ -345,6 +345,21 @@ def search(
             metavar="FILE", help="Files whose BLAKE2b-256 is listed in FILE (as --sha256-from)."
         ),
     ] = None,
+    not_sha256_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Leave out the files whose SHA-256 is listed in FILE (known files, a hash set"
+            " as --sha256-from); a file without a SHA-256 stays: it cannot be known.",
+        ),
+    ] = None,
+    not_blake2b_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Leave out the files whose BLAKE2b-256 is listed in FILE (as --not-sha256-from).",
+        ),
+    ] = None,
     sort: Annotated[
         str,
         typer.Option(help="captured_at, path, make, model, size, iso, id or distance (--near)."),
@@ -381,6 +396,9 @@ def search(
 
     from catalog import query
 
+    sets = (sha256_from, blake2b_from, not_sha256_from, not_blake2b_from)
+    if sum(source == "-" for source in sets) > 1:
+        fail("standard input (-) can give one hash set only; give the others as files", 2)
     try:
         # the filters a field:value term may also set: an option given beside a term wins
         given = _given(
@@ -395,6 +413,8 @@ def search(
             date_to=query.TimeBound.parse(date_to) if date_to else None,
             sha256_in=_digest_set(sha256_from, "sha256") if sha256_from else None,
             blake2b_in=_digest_set(blake2b_from, "blake2b") if blake2b_from else None,
+            sha256_not_in=_digest_set(not_sha256_from, "sha256") if not_sha256_from else None,
+            blake2b_not_in=_digest_set(not_blake2b_from, "blake2b") if not_blake2b_from else None,
             **given,
         )  # fmt: skip
         if terms:

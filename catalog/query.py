@@ -328,6 +328,8 @@ class Filter:
     blake2b: str | None = None
     sha256_in: frozenset[str] | None = None  # a hash set: full digests, lowercase (digest_set)
     blake2b_in: frozenset[str] | None = None
+    sha256_not_in: frozenset[str] | None = None  # known files to leave out; unhashed ones stay
+    blake2b_not_in: frozenset[str] | None = None
     tag: TagMatch | None = None  # a tag of the listing (raw_tags), by name and value
     iso: Between | None = None
     f_number: Between | None = None
@@ -477,6 +479,9 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         listed = getattr(f, algorithm + "_in")
         if listed is not None:
             conds.append(_Listed(column, listed))
+        unlisted = getattr(f, algorithm + "_not_in")
+        if unlisted is not None:  # a file without the digest cannot be known: it stays
+            conds.append(or_(column.is_(None), _Listed(column, unlisted, negate=True)))
     if f.tag is not None:
         conds.append(_Tagged(f.tag))
     for key, column in RANGES.items():
@@ -541,15 +546,17 @@ def digest_set(lines: Iterable[str], algorithm: str, source: str) -> frozenset[s
 
 
 class _Listed(ColumnElement[bool]):
-    """`column` IN a set of strings passed as one JSON parameter, however many (a hash set of
-    millions: an IN list takes a parameter each, and SQLite allows 32,766): SQLite reads it with
-    json_each, PostgreSQL with jsonb_array_elements_text. Both probe the column's index."""
+    """`column` IN (or, `negate`, NOT IN) a set of strings passed as one JSON parameter, however
+    many (a hash set of millions: an IN list takes a parameter each, and SQLite allows 32,766):
+    SQLite reads it with json_each, PostgreSQL with jsonb_array_elements_text. IN probes the
+    column's index; NOT IN reads every row the other filters leave (a NULL column is neither)."""
 
     inherit_cache = False  # a value of its own in every statement
 
-    def __init__(self, column: Any, values: frozenset[str]) -> None:
+    def __init__(self, column: Any, values: frozenset[str], negate: bool = False) -> None:
         self.column = column
         self.values = bindparam(None, json.dumps(list(values)), type_=Text, unique=True)
+        self.negate = negate
 
 
 # How each database reads a JSON list of strings given as one parameter ({}: the parameter).
@@ -563,7 +570,8 @@ _JSON_STRINGS = {
 @compiles(_Listed, "postgresql")
 def _listed(element: _Listed, compiler: Any, **kw: Any) -> str:
     strings = _JSON_STRINGS[compiler.dialect.name].format(compiler.process(element.values, **kw))
-    return f"{compiler.process(element.column, **kw)} IN ({strings})"
+    operator = "NOT IN" if element.negate else "IN"
+    return f"{compiler.process(element.column, **kw)} {operator} ({strings})"
 
 
 class _Tagged(ColumnElement[bool]):

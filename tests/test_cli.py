@@ -387,6 +387,32 @@ def test_search_by_a_hash_set_from_a_file_or_standard_input(
     assert code == 1 and "cannot read" in err and "No such file" in err
 
 
+def test_search_leaving_out_known_files(library: Path, db: str, tmp_path: Path) -> None:
+    """--not-sha256-from: every file but those of the hash set; one not hashed yet stays."""
+    (library / "late.jpg").write_bytes((library / "b.jpg").read_bytes() + b"!")
+    code, _, err = run("scan", library, "--db", db)
+    assert code == 0, err
+    with engine_for(db).begin() as conn:  # as a large file is, until the hash stage reaches it
+        conn.execute(text("UPDATE photos SET sha256 = NULL WHERE rel_path = 'late.jpg'"))
+    known = tmp_path / "known.sha256"
+    known.write_bytes(
+        subprocess.run(["sha256sum", "a.jpg", "sub/c.jpg", "late.jpg"], cwd=library,
+                       capture_output=True, check=True).stdout
+    )  # fmt: skip
+    code, out, err = run("search", "--not-sha256-from", known, "-f", "json", "--db", db)
+    assert code == 0, err
+    assert names(out) == {"b.jpg", "bad.jpg", "late.jpg"}
+    code, out, _ = run("search", "--not-sha256-from", known, "--count", "model:SM-G920F",
+                       "--db", db)  # fmt: skip
+    assert (code, out.strip()) == (0, "2")  # b.jpg, and late.jpg (b's tags) with no digest
+    result = runner.invoke(
+        app, ["search", "--not-blake2b-from", "-", "--count", "--db", db], input="ab" * 32 + "\n"
+    )
+    assert (result.exit_code, result.stdout.strip()) == (0, "5")  # no BLAKE2b: none is known
+    code, out, err = run("search", "--sha256-from", "-", "--not-sha256-from", "-", "--db", db)
+    assert code == 2 and out == "" and "one hash set only" in err
+
+
 def test_a_hash_set_on_standard_input_may_name_files_in_any_bytes(
     library: Path, scanned: str
 ) -> None:

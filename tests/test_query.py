@@ -574,6 +574,30 @@ def test_a_hash_set_finds_exactly_the_files_with_those_bytes(corpus_db: Scanned)
     assert found(corpus_db, Filter(blake2b_in=hash_set)) == set()  # scanned with SHA-256
 
 
+def test_a_hash_set_of_known_files_leaves_exactly_them_out(corpus_db: Scanned) -> None:
+    """Known files (NSRL-style elimination): every file but those whose bytes a third of the
+    corpus's digests (hashed here), among 50,000 others, name; a file without that digest stays,
+    since nothing says it is known."""
+    digests = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in corpus_db.folder.iterdir()
+        if p.name in truth()
+    }
+    known = {d for i, (_, d) in enumerate(sorted(digests.items())) if i % 3 == 0}
+    rng = random.Random(6)
+    hash_set = frozenset(known | {f"{rng.getrandbits(256):064x}" for _ in range(50_000)})
+    want = {n for n, d in digests.items() if d not in known}
+    assert 40 < len(want) < len(digests)
+    assert found(corpus_db, Filter(sha256_not_in=hash_set)) == want
+    with_gps = expected(lambda t: t["gps_latitude"] is not None and t["gps_longitude"] is not None)
+    assert found(corpus_db, Filter(sha256_not_in=hash_set, has_gps=True)) == want & with_gps
+    with corpus_db.open() as catalog:
+        assert query.count(catalog, Filter(sha256_not_in=hash_set)) == len(want)
+    assert found(corpus_db, Filter(sha256_in=hash_set, sha256_not_in=hash_set)) == set()
+    everything = set(truth())
+    assert found(corpus_db, Filter(blake2b_not_in=hash_set)) == everything  # none has BLAKE2b
+
+
 def test_a_digest_finds_exactly_the_files_with_those_bytes(corpus_db: Scanned) -> None:
     """Every corpus file by its SHA-256 (hashed here, not by photocat), whole or its first
     digits, in either case; the BLAKE2b column the scan did not fill finds nothing."""
