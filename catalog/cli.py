@@ -242,8 +242,9 @@ def search(
         list[str] | None,
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
-            " model, lens, serial, software, path, country, city, sha256, blake2b, tag, date,"
-            " utc, dated, time_source, gps, error, near, within, iso, f_number, focal_length,"
+            " model, lens, serial, software, path, country, city, sha256, blake2b, warning,"
+            " tag, date, utc, dated, time_source, gps, error, warned, near, within, iso,"
+            " f_number, focal_length,"
             " exposure_time (ranges: iso:100..800, f_number:..2.8, exposure_time:1/250..1/60;"
             " any tag of the listing: tag:Artist=Ann)."
         ),
@@ -288,6 +289,22 @@ def search(
         typer.Option(
             "--has-date/--no-date",
             help="Only photos with/without a capture time (--no-date: unread files too).",
+        ),
+    ] = None,
+    warned: Annotated[
+        bool | None,
+        typer.Option(
+            "--has-warnings/--no-warnings",
+            help="Only photos read with/without warnings (a date that is no date, clocks that"
+            " disagree, a damaged EXIF block...); --full or show gives them.",
+        ),
+    ] = None,
+    warning: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT",
+            help="Only photos with a warning containing TEXT (case-insensitive; * ? wildcards):"
+            " '*differs from*' finds clocks that disagree with the place.",
         ),
     ] = None,
     time_source: Annotated[
@@ -404,7 +421,8 @@ def search(
         given = _given(
             make=make, model=model, lens=lens, serial=serial, software=software, country=country,
             city=city, sha256=sha256, blake2b=blake2b, has_gps=gps, dated=dated,
-            time_source=time_source, errors=True if errors else None,
+            time_source=time_source, errors=True if errors else None, warned=warned,
+            warning=warning,
             tag=query.TagMatch.parse(tag) if tag is not None else None,
         )  # fmt: skip
         f = query.Filter(

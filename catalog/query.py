@@ -322,6 +322,8 @@ class Filter:
     country: str | None = None  # ISO 3166-1 alpha-2 code, or the country's name
     city: str | None = None
     errors: bool | None = None  # True: only files that could not be read; False: none of them
+    warned: bool | None = None  # True: only photos read with warnings; False: without any
+    warning: str | None = None  # a warning containing this text (* ? wildcards)
     path: str | None = None  # absolute path prefix or wildcard pattern
     near: Near | None = None
     sha256: str | None = None  # a digest in hex, or its first 8 or more digits
@@ -346,6 +348,13 @@ def _text_match(column: Any, value: str) -> ColumnElement[bool]:
     if pattern is not None:
         return func.lower(column).like(pattern, escape="\\")
     return func.lower(column) == value.lower()
+
+
+def _contains(column: Any, value: str) -> ColumnElement[bool]:
+    """Case-insensitive: the text holds `value` (* and ? wildcards inside it)."""
+    value = _unicode(value)
+    pattern = _like_pattern(value) or _like_escaped(value.lower())
+    return func.lower(column).like(f"%{pattern}%", escape="\\")
 
 
 def _like_pattern(value: str) -> str | None:
@@ -468,6 +477,12 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(t.photos.c.error.is_not(None))
     elif f.errors is False:
         conds.append(t.photos.c.error.is_(None))
+    if f.warned is True:
+        conds.append(t.photos.c.warnings.is_not(None))
+    elif f.warned is False:
+        conds.append(t.photos.c.warnings.is_(None))
+    if f.warning is not None:
+        conds.append(_contains(t.photos.c.warnings, f.warning))
     if f.path is not None:
         conds.append(_path_match(f.path))
     if f.near is not None:
@@ -946,11 +961,12 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
 TERM = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*):(?P<value>.*)$")
 _TEXT_TERMS = (
     "make", "model", "lens", "serial", "software", "path", "country", "city", "sha256", "blake2b",
+    "warning",
 )  # fmt: skip
 # what a field:value term may name
 TERM_FIELDS = (
-    *_TEXT_TERMS, "tag", "date", "utc", "dated", "time_source", "gps", "error", "near", "within",
-    *RANGES,
+    *_TEXT_TERMS, "tag", "date", "utc", "dated", "time_source", "gps", "error", "warned", "near",
+    "within", *RANGES,
 )  # fmt: skip
 # how a photo's UTC instant was found (catalog.when), and "none" where it is not known
 TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
@@ -958,7 +974,8 @@ TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
 
 def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     """Beets-style terms → Filter: `make:Canon`, `model:*G920*`, `date:2016-11..2016-12`,
-    `dated:no`, `time_source:gps_zone`, `gps:yes`, `error:yes`, `lens:...`, `serial:...`,
+    `dated:no`, `time_source:gps_zone`, `gps:yes`, `error:yes`, `warned:yes`,
+    `warning:*differs from*`, `lens:...`, `serial:...`,
     `software:*photoshop*`, `tag:Artist=Ann`, `path:/photos/2016`, `country:FR`, `city:Paris`,
     `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`, `iso:100..800`,
     `f_number:..2.8`, `focal_length:24..70`, `exposure_time:1/250..1/60`. Options given beside
@@ -988,6 +1005,8 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
             f = replace(f, time_source=value)
         elif key == "error":
             f = replace(f, errors=_yes(value, term))
+        elif key == "warned":
+            f = replace(f, warned=_yes(value, term))
         elif key in RANGES:
             f = replace(f, **{key: Between.parse(value)})
         elif key == "near":

@@ -727,6 +727,23 @@ def test_hostile_strings_never_reach_the_terminal(broken_db: Scanned) -> None:
     assert cells["Make"].startswith("'=") and "\x1b[31m" in cells["Make"]  # exact, but no formula
 
 
+def test_search_by_warnings(broken_db: Scanned) -> None:
+    db = broken_db.db
+    code, out, err = run("search", "--warning", "is not 1-8", "-f", "paths", "--db", db)
+    assert (code, out, err) == (0, f"{BROKEN / 'orientation_9.jpg'}\n", "")
+    counts = {
+        args: int(run("search", *args, "--count", "--db", db)[1])
+        for args in [(), ("--has-warnings",), ("--no-warnings",), ("warned:yes", "--no-warnings")]
+    }
+    assert 6 <= counts[("--has-warnings",)] < counts[()]
+    assert counts[("--has-warnings",)] + counts[("--no-warnings",)] == counts[()]
+    assert counts[("warned:yes", "--no-warnings")] == counts[("--no-warnings",)]  # option wins
+    code, out, err = run("search", "warning:LOOPS BACK", "-f", "json", "--full", "--db", db)
+    (record,) = json.loads(out)  # --full gives the warnings themselves
+    assert record["path"] == str(BROKEN / "exif_ifd_loop.jpg")
+    assert any("loops back" in w for w in record["warnings"]), record["warnings"]
+
+
 def test_readme_demo(db: str) -> None:
     """The README's quick start: the shipped demo scans and answers the used-by questions."""
     demo = Path(__file__).parent / "data" / "demo"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Scanned
-from corpus import IMAGES, readable, require_corpus, truth
+from corpus import IMAGES, broken_expected, readable, require_corpus, truth
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from photos import make_photo
@@ -102,6 +102,8 @@ def test_bad_dates_are_query_errors(text: str) -> None:
         (["focal_length:24.."], Filter(focal_length=Between(24, None))),
         (["exposure_time:1/250..1/60"], Filter(exposure_time=Between(1 / 250, 1 / 60))),
         (["exposure_time: 1 / 4 .. 2"], Filter(exposure_time=Between(0.25, 2))),
+        (["warned:yes"], Filter(warned=True)),
+        (["warned:no", "warning:*differs from*"], Filter(warned=False, warning="*differs from*")),
     ],
 )
 def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
@@ -115,6 +117,7 @@ def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
         ["colour:red"],
         ["gps:maybe"],
         ["dated:often"],
+        ["warned:some"],
         ["date:2016-99"],
         ["near:91,0"],  # latitude beyond a pole
         ["near:0,180.5"],
@@ -327,6 +330,48 @@ def test_tag_values_are_matched_as_written(tmp_path: Path, db: str) -> None:
             text = text.replace("\\x1b", "\x1b")
             f = Filter(tag=TagMatch.parse(text))
             assert {r["path"].rsplit("/", 1)[1] for r in query.search(catalog, f)} == want, text
+
+
+# What the broken corpus's README says each file is read with (broken/expected.json's "expect").
+BROKEN_WARNINGS = {
+    "is not 1-8": {"orientation_9.jpg"},
+    "*gigapixels*decompression bomb*": {"bomb_65000x65000.jpg"},
+    "LOOPS BACK": {"exif_ifd_loop.jpg"},
+    "GPSLatitude '40/0 26/0 0/0' is undefined": {"gps_zero_denominators.jpg"},
+    "not a valid date": {"dto_all_zero.jpg", "dto_invalid_values.jpg"},
+    "is_not": set(),  # _ and % are no wildcards: 'is not' does not match
+    "100%": set(),
+}
+
+
+def test_warnings_find_the_files_read_with_them(broken_db: Scanned) -> None:
+    for text, want in BROKEN_WARNINGS.items():
+        assert found(broken_db, Filter(warning=text)) == want, text
+    with broken_db.open() as catalog:
+        warned = {d["path"].rsplit("/", 1)[1] for d in query.details(catalog, Filter())
+                  if d["warnings"]}  # fmt: skip
+    assert set().union(*BROKEN_WARNINGS.values()) < warned
+    assert found(broken_db, Filter(warned=True)) == warned
+    assert found(broken_db, Filter(warned=False)) == set(broken_expected()) - warned
+    assert found(broken_db, Filter(warned=False, warning="*")) == set()
+
+
+def test_warned_photos_are_those_whose_records_say_so(corpus_db: Scanned) -> None:
+    """The real corpus: a photo is found by each of its warnings' text, and by warned:yes."""
+    with corpus_db.open() as catalog:
+        details = {
+            d["path"].rsplit("/", 1)[1]: d["warnings"] for d in query.details(catalog, Filter())
+        }
+        warned = {name for name, warnings in details.items() if warnings}
+        assert 10 < len(warned) < len(details)
+        assert found(corpus_db, Filter(warned=True)) == warned
+        assert query.count(catalog, Filter(warned=False)) == len(details) - len(warned)
+        for name in sorted(warned):
+            for warning in details[name]:
+                hits = found(corpus_db, Filter(warning=warning.upper()))
+                assert name in hits and hits <= warned, (name, warning)
+    clocks = found(corpus_db, Filter(warning="*from the*differs from*"))  # offset vs the place
+    assert clocks and all(any("differs from" in w for w in details[name]) for name in clocks)
 
 
 @pytest.mark.parametrize("which", ["corpus_db", "broken_db"])
