@@ -593,15 +593,31 @@ def _plain(value: object) -> str:
 
 
 @app.command()
-def devices(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
+def devices(
+    serials: Annotated[
+        bool,
+        typer.Option(
+            "--serials",
+            help="Each camera body: make, model and serial number (BodySerialNumber, else DNG's"
+            " CameraSerialNumber; empty where the camera wrote none).",
+        ),
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
+    db: DbOption = None,
+) -> None:
     """Each camera (make, model) with its number of photos and first/last capture time.
 
-    Example: photocat devices --format csv
+    With --serials, each camera body: how many bodies of one model took the photos, and which
+    photos one of them took (search --serial).
+
+    Example: photocat devices --serials --format csv
     """
     from catalog.query import devices as rows_of
 
-    keys = ("make", "model", "photos", "first_captured_at", "last_captured_at")
-    _summary(rows_of, keys, fmt, db)
+    keys: tuple[str, ...] = ("make", "model", "photos", "first_captured_at", "last_captured_at")
+    if serials:
+        keys = (*keys[:2], "serial", *keys[2:])
+    _summary(lambda catalog: rows_of(catalog, serials), keys, fmt, db)
 
 
 def _summary(

@@ -769,8 +769,11 @@ def count(catalog: Catalog, f: Filter) -> int:
         return int(conn.execute(stmt).scalar_one())
 
 
-def devices(catalog: Catalog) -> list[dict[str, Any]]:
-    """Each make/model with its photo count and first/last capture time."""
+def devices(catalog: Catalog, serials: bool = False) -> list[dict[str, Any]]:
+    """Each make/model with its photo count and first/last capture time; with `serials`, each
+    camera body: make, model and serial number (None: the camera wrote none)."""
+    if serials:
+        return _bodies(catalog)
 
     # Per device, three lookups in the (device_id, captured_at) index (a count of its range, its
     # first and last entry) instead of a GROUP BY over every photo: 8x faster at a million.
@@ -797,6 +800,46 @@ def devices(catalog: Catalog) -> list[dict[str, Any]]:
             }
             for r in conn.execute(stmt)
             if r.photos  # a device whose photos are all gone
+        ]
+
+
+def _bodies(catalog: Catalog) -> list[dict[str, Any]]:
+    """Each (make, model, serial) with its photo count and first/last capture time, most photos
+    first: the photos read whole (no index holds the serial), grouped by serial first: grouped
+    by device first, SQLite walks the device index and reads each row out of order (a million
+    photos: 1.6 s instead of 0.7)."""
+    bodies = (
+        select(
+            t.photos.c.serial,
+            t.photos.c.device_id,
+            func.count().label("photos"),
+            func.min(t.photos.c.captured_at).label("first"),
+            func.max(t.photos.c.captured_at).label("last"),
+        )
+        .group_by(t.photos.c.serial, t.photos.c.device_id)
+        .subquery()
+    )
+    stmt = (
+        select(t.devices.c.make, t.devices.c.model, bodies)
+        .join_from(bodies, t.devices, t.devices.c.id == bodies.c.device_id)
+        .order_by(  # no serial first on both databases (PostgreSQL sorts NULL last)
+            bodies.c.photos.desc(),
+            t.devices.c.make,
+            t.devices.c.model,
+            bodies.c.serial.nulls_first(),
+        )
+    )
+    with catalog.engine.connect() as conn:
+        return [
+            {
+                "make": r.make or None,
+                "model": r.model or None,
+                "serial": r.serial,
+                "photos": r.photos,
+                "first_captured_at": _iso(r.first),
+                "last_captured_at": _iso(r.last),
+            }
+            for r in conn.execute(stmt)
         ]
 
 

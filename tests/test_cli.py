@@ -656,6 +656,29 @@ def test_devices_counts_and_dates(scanned: str) -> None:
     ]
 
 
+def test_devices_with_serials_lists_each_camera_body(library: Path, db: str) -> None:
+    for name, serial in (("x.jpg", "=BODY-1"), ("y.jpg", "=BODY-1"), ("z.jpg", "BODY-2")):
+        make_photo(library / "bodies" / name, make="samsung", model="SM-G920F",
+                   extra={0xC62F: serial})  # fmt: skip
+    code, _, err = run("scan", library, "--db", db)
+    assert code == 0, err
+    code, out, err = run("devices", "--serials", "-f", "csv", "--db", db)
+    assert (code, err) == (0, "")
+    rows = [r[:4] for r in csv.reader(io.StringIO(out))]
+    assert rows == [
+        ["make", "model", "serial", "photos"],
+        ["samsung", "SM-G920F", "", "2"],  # a.jpg and b.jpg: no serial written
+        ["samsung", "SM-G920F", "'=BODY-1", "2"],  # a formula's cell begins with a quote
+        ["Canon", "Canon EOS 5D", "", "1"],
+        ["samsung", "SM-G920F", "BODY-2", "1"],
+    ]
+    code, out, _ = run("devices", "-f", "json", "--db", db)
+    assert [(r["model"], r["photos"]) for r in json.loads(out)] == [
+        ("SM-G920F", 5),
+        ("Canon EOS 5D", 1),
+    ]
+
+
 COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
 
 

@@ -332,6 +332,31 @@ def test_tag_values_are_matched_as_written(tmp_path: Path, db: str) -> None:
             assert {r["path"].rsplit("/", 1)[1] for r in query.search(catalog, f)} == want, text
 
 
+def test_devices_and_camera_bodies_are_counted_as_truth_has_them(corpus_db: Scanned) -> None:
+    """Each (make, model), and with serials each (make, model, serial), with as many photos
+    as truth.json gives it (but the DNG's CameraSerialNumber, which truth misses: test_extract's
+    EXCEPTIONS); a model's bodies add up to the model."""
+    with corpus_db.open() as catalog:
+        models = query.devices(catalog)
+        bodies = query.devices(catalog, serials=True)
+    read = {n: t for n, t in truth().items() if readable(t) and (t["make"] or t["model"])}
+    serial = {n: t["serial"] for n, t in read.items()} | {
+        "exiftool__t__images__DNG.dng": "012345678"
+    }
+    assert {(r["make"], r["model"]): r["photos"] for r in models} == Counter(
+        (t["make"], t["model"]) for t in read.values()
+    )
+    assert {(r["make"], r["model"], r["serial"]): r["photos"] for r in bodies} == Counter(
+        (t["make"], t["model"], serial[n]) for n, t in read.items()
+    )
+    assert sum(1 for r in bodies if r["serial"]) >= 4  # Parrot, DJI, NIKON, Canon
+    by_model = Counter()
+    for r in bodies:
+        by_model[r["make"], r["model"]] += r["photos"]
+    assert by_model == {(r["make"], r["model"]): r["photos"] for r in models}
+    assert [r["photos"] for r in bodies] == sorted((r["photos"] for r in bodies), reverse=True)
+
+
 # What the broken corpus's README says each file is read with (broken/expected.json's "expect").
 BROKEN_WARNINGS = {
     "is not 1-8": {"orientation_9.jpg"},
