@@ -769,6 +769,15 @@ def count(catalog: Catalog, f: Filter) -> int:
         return int(conn.execute(stmt).scalar_one())
 
 
+def _span(row: Any) -> dict[str, Any]:
+    """A summary row's photo count and first/last capture time (devices, bodies, places)."""
+    return {
+        "photos": row.photos,
+        "first_captured_at": _iso(row.first),
+        "last_captured_at": _iso(row.last),
+    }
+
+
 def devices(catalog: Catalog, serials: bool = False) -> list[dict[str, Any]]:
     """Each make/model with its photo count and first/last capture time; with `serials`, each
     camera body: make, model and serial number (None: the camera wrote none)."""
@@ -794,9 +803,7 @@ def devices(catalog: Catalog, serials: bool = False) -> list[dict[str, Any]]:
             {
                 "make": r.make or None,
                 "model": r.model or None,
-                "photos": r.photos,
-                "first_captured_at": _iso(r.first),
-                "last_captured_at": _iso(r.last),
+                **_span(r),
             }
             for r in conn.execute(stmt)
             if r.photos  # a device whose photos are all gone
@@ -835,9 +842,7 @@ def _bodies(catalog: Catalog) -> list[dict[str, Any]]:
                 "make": r.make or None,
                 "model": r.model or None,
                 "serial": r.serial,
-                "photos": r.photos,
-                "first_captured_at": _iso(r.first),
-                "last_captured_at": _iso(r.last),
+                **_span(r),
             }
             for r in conn.execute(stmt)
         ]
@@ -993,9 +998,7 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
                 "country_name": r.country,
                 "region": r.region or None,
                 "city": r.city,
-                "photos": r.photos,
-                "first_captured_at": _iso(r.first),
-                "last_captured_at": _iso(r.last),
+                **_span(r),
             }
             for r in conn.execute(stmt)
         ]
