@@ -243,10 +243,10 @@ def search(
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
             " model, lens, serial, software, path, country, city, sha256, blake2b, warning,"
-            " tag, date, utc, dated, time_source, gps, error, warned, near, within, iso,"
-            " f_number, focal_length,"
-            " exposure_time (ranges: iso:100..800, f_number:..2.8, exposure_time:1/250..1/60;"
-            " any tag of the listing: tag:Artist=Ann)."
+            " tag, type, date, utc, dated, time_source, gps, error, warned, near, within, iso,"
+            " f_number, focal_length, exposure_time, width, height, size (ranges: iso:100..800,"
+            " f_number:..2.8, exposure_time:1/250..1/60, width:4000.., size:..200KiB; any tag"
+            " of the listing: tag:Artist=Ann)."
         ),
     ] = None,
     make: Annotated[
@@ -270,6 +270,15 @@ def search(
             help="A tag of the listing (show) and its value, as --model: Artist=Ann,"
             " 'Copyright=*2016*', GPS:GPSLatitudeRef=S. Reads every listing the other filters"
             " leave.",
+        ),
+    ] = None,
+    file_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            metavar="FORMAT",
+            help="The file's format, as the record's format names it: JPEG, HEIC, PNG, TIFF,"
+            " WEBP, MPO, DNG, a raw's (CR2, NEF, RAF...) (case-insensitive; * ? wildcards).",
         ),
     ] = None,
     date_from: Annotated[
@@ -422,7 +431,7 @@ def search(
             make=make, model=model, lens=lens, serial=serial, software=software, country=country,
             city=city, sha256=sha256, blake2b=blake2b, has_gps=gps, dated=dated,
             time_source=time_source, errors=True if errors else None, warned=warned,
-            warning=warning,
+            warning=warning, file_type=file_type,
             tag=query.TagMatch.parse(tag) if tag is not None else None,
         )  # fmt: skip
         f = query.Filter(

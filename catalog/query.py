@@ -246,11 +246,13 @@ class Between:
     high: float | None = None
 
     @classmethod
-    def parse(cls, text: str) -> Between:
-        """'100..800', '..2.8', '1/250..', '200' (exactly); a number may be a fraction."""
+    def parse(cls, text: str, number: Callable[[str, str], float] | None = None) -> Between:
+        """'100..800', '..2.8', '1/250..', '200' (exactly); a number may be a fraction. `number`
+        reads each end (default: a number or fraction; _bytes: a file size)."""
+        number = number or _number
         low, sep, high = text.partition("..")
-        bounds = (_number(low, text) if low.strip() else None,
-                  _number(high, text) if high.strip() else None)  # fmt: skip
+        bounds = (number(low, text) if low.strip() else None,
+                  number(high, text) if high.strip() else None)  # fmt: skip
         if not sep:
             bounds = (bounds[0], bounds[0])
         if bounds == (None, None):
@@ -295,12 +297,29 @@ def _number(text: str, whole: str) -> float:
     return value
 
 
-# The numeric fields a field:value term may give a range of, by their record keys.
+_SIZE = re.compile(rf"\s*({_UNSIGNED})\s*([kmg]i?b|b)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
+               "gib": 2**30}  # fmt: skip
+
+
+def _bytes(text: str, whole: str) -> float:
+    """A file size: bytes, or with a unit (KB MB GB: powers of 1000; KiB MiB GiB: of 1024)."""
+    m = _SIZE.fullmatch(text)
+    if not m:
+        raise QueryError(f"not a size or range of sizes: {whole!r} (e.g. 10MB.., ..200KiB)")
+    return float(m[1]) * _SIZE_UNITS[(m[2] or "b").lower()]
+
+
+# The numeric fields a field:value term may give a range of: the record's keys, and the file's
+# size in bytes.
 RANGES = {
     "iso": t.photos.c.iso,
     "f_number": t.photos.c.f_number,
     "focal_length": t.photos.c.focal_length,
     "exposure_time": t.photos.c.exposure_time,
+    "width": t.photos.c.width,
+    "height": t.photos.c.height,
+    "size": t.photos.c.size,
 }
 
 
@@ -337,6 +356,10 @@ class Filter:
     f_number: Between | None = None
     focal_length: Between | None = None
     exposure_time: Between | None = None  # seconds
+    width: Between | None = None  # pixels
+    height: Between | None = None
+    size: Between | None = None  # bytes
+    file_type: str | None = None  # the file's format (the record's "format": JPEG, HEIC, DNG...)
     sort: str = "captured_at"
     desc: bool = False
     limit: int | None = None
@@ -477,6 +500,8 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(t.photos.c.error.is_not(None))
     elif f.errors is False:
         conds.append(t.photos.c.error.is_(None))
+    if f.file_type is not None:
+        conds.append(_text_match(t.photos.c.format, f.file_type))
     if f.warned is True:
         conds.append(t.photos.c.warnings.is_not(None))
     elif f.warned is False:
@@ -1011,8 +1036,8 @@ _TEXT_TERMS = (
 )  # fmt: skip
 # what a field:value term may name
 TERM_FIELDS = (
-    *_TEXT_TERMS, "tag", "date", "utc", "dated", "time_source", "gps", "error", "warned", "near",
-    "within", *RANGES,
+    *_TEXT_TERMS, "tag", "type", "date", "utc", "dated", "time_source", "gps", "error", "warned",
+    "near", "within", *RANGES,
 )  # fmt: skip
 # how a photo's UTC instant was found (catalog.when), and "none" where it is not known
 TIME_SOURCES = ("offset_tag", "gps_time", "gps_zone", "none")
@@ -1023,7 +1048,8 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
     `dated:no`, `time_source:gps_zone`, `gps:yes`, `error:yes`, `warned:yes`,
     `warning:*differs from*`, `lens:...`, `serial:...`,
     `software:*photoshop*`, `tag:Artist=Ann`, `path:/photos/2016`, `country:FR`, `city:Paris`,
-    `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`, `iso:100..800`,
+    `near:48.8584,2.2945`, `within:2km`, `sha256:9f86d081...`, `type:heic`, `iso:100..800`,
+    `width:4000..`, `size:..200KiB`,
     `f_number:..2.8`, `focal_length:24..70`, `exposure_time:1/250..1/60`. Options given beside
     win."""
     f = base or Filter()
@@ -1054,7 +1080,9 @@ def parse_terms(terms: list[str], base: Filter | None = None) -> Filter:
         elif key == "warned":
             f = replace(f, warned=_yes(value, term))
         elif key in RANGES:
-            f = replace(f, **{key: Between.parse(value)})
+            f = replace(f, **{key: Between.parse(value, _bytes if key == "size" else None)})
+        elif key == "type":
+            f = replace(f, file_type=value)
         elif key == "near":
             near = value
         elif key == "within":

@@ -656,6 +656,23 @@ def test_devices_counts_and_dates(scanned: str) -> None:
     ]
 
 
+def test_search_by_file_type_and_size(library: Path, db: str) -> None:
+    png = make_photo(library / "scan.png", fmt="PNG", size=(640, 480))
+    code, _, err = run("scan", library, "--db", db)
+    assert code == 0, err
+    code, out, err = run("search", "--type", "png", "-f", "paths", "--db", db)
+    assert (code, out, err) == (0, f"{png}\n", "")
+    code, out, _ = run("search", "type:jpeg", "--type", "PNG", "-f", "paths", "--db", db)
+    assert out == f"{png}\n"  # the option beside the term wins
+    size = png.stat().st_size
+    code, out, _ = run("search", f"size:{size}", "width:640", "-f", "paths", "--db", db)
+    assert out == f"{png}\n"
+    code, out, _ = run("search", f"size:{size + 1}..", "--type", "png", "--count", "--db", db)
+    assert out.strip() == "0"
+    code, out, err = run("search", "size:12 parsecs", "--db", db)
+    assert code == 1 and out == "" and "not a size or range of sizes" in err
+
+
 def test_devices_with_serials_lists_each_camera_body(library: Path, db: str) -> None:
     for name, serial in (("x.jpg", "=BODY-1"), ("y.jpg", "=BODY-1"), ("z.jpg", "BODY-2")):
         make_photo(library / "bodies" / name, make="samsung", model="SM-G920F",

@@ -5,6 +5,7 @@ search and `show` give, against extraction's own record of the same file (no dat
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import re
@@ -102,6 +103,16 @@ def test_bad_dates_are_query_errors(text: str) -> None:
         (["focal_length:24.."], Filter(focal_length=Between(24, None))),
         (["exposure_time:1/250..1/60"], Filter(exposure_time=Between(1 / 250, 1 / 60))),
         (["exposure_time: 1 / 4 .. 2"], Filter(exposure_time=Between(0.25, 2))),
+        (["type:HEIC"], Filter(file_type="HEIC")),
+        (["width:4000.."], Filter(width=Between(4000, None))),
+        (
+            ["height:..1600", "width:1600"],
+            Filter(height=Between(None, 1600), width=Between(1600, 1600)),
+        ),
+        (["size:10MB.."], Filter(size=Between(10_000_000, None))),
+        (["size:..200KiB"], Filter(size=Between(None, 200 * 1024))),
+        (["size: 1.5 gb "], Filter(size=Between(1.5e9, 1.5e9))),
+        (["size:512..2KB"], Filter(size=Between(512, 2000))),
         (["warned:yes"], Filter(warned=True)),
         (["warned:no", "warning:*differs from*"], Filter(warned=False, warning="*differs from*")),
     ],
@@ -118,6 +129,12 @@ def test_terms_become_filters(terms: list[str], expected: Filter) -> None:
         ["gps:maybe"],
         ["dated:often"],
         ["warned:some"],
+        ["size:10XB"],
+        ["size:-5"],
+        ["size:1e6"],
+        ["size:10MB..1KB"],
+        ["size:1/2"],
+        ["width:wide"],
         ["date:2016-99"],
         ["near:91,0"],  # latitude beyond a pole
         ["near:0,180.5"],
@@ -330,6 +347,50 @@ def test_tag_values_are_matched_as_written(tmp_path: Path, db: str) -> None:
             text = text.replace("\\x1b", "\x1b")
             f = Filter(tag=TagMatch.parse(text))
             assert {r["path"].rsplit("/", 1)[1] for r in query.search(catalog, f)} == want, text
+
+
+def test_a_file_type_finds_exactly_the_files_of_that_format(corpus_db: Scanned) -> None:
+    """Every format truth.json names (the ones photocat cannot read too: it tells them by
+    their content), by its name in any case and by a wildcard."""
+    formats = Counter(t["format"] for t in truth().values())
+    assert {"JPEG", "HEIC", "PNG", "TIFF", "WEBP", "MPO", "DNG"} <= set(formats)
+    for fmt in formats:
+        want = {n for n, t in truth().items() if t["format"] == fmt}
+        assert found(corpus_db, Filter(file_type=fmt.lower())) == want, fmt
+    assert found(corpus_db, Filter(file_type="?PEG")) == {
+        n for n, t in truth().items() if t["format"] == "JPEG"
+    }
+
+
+def test_file_size_and_pixel_ranges_find_exactly_their_files(corpus_db: Scanned) -> None:
+    """Sizes against truth.json's byte counts (ends included, units of 1000 and 1024), pixel
+    sizes against its JPEG frame sizes."""
+    sizes = {n: t["size_bytes"] for n, t in truth().items()}
+    cut = sorted(sizes.values())[len(sizes) // 2]  # a real file's size: an end that is hit
+    assert found(corpus_db, Filter(size=Between(cut, None))) == {
+        n for n, b in sizes.items() if b >= cut
+    }
+    assert found(corpus_db, Filter(size=Between(None, cut))) == {
+        n for n, b in sizes.items() if b <= cut
+    }
+    for text in ("100KB..1MB", "..50KiB", "2MiB.."):
+        f = query.parse_terms([f"size:{text}"])
+        low, high = f.size.low or 0, f.size.high or math.inf  # type: ignore[union-attr]
+        want = {n for n, b in sizes.items() if low <= b <= high}
+        assert 0 < len(want) < len(sizes), text
+        assert found(corpus_db, f) == want, text
+    jpeg = {n: t for n, t in truth().items() if t["format"] == "JPEG"}
+    for text in ("1000..", "..200", "640..2000"):
+        f = query.parse_terms([f"width:{text}", "type:jpeg"])
+        low, high = f.width.low or 0, f.width.high or math.inf  # type: ignore[union-attr]
+        want = {n for n, t in jpeg.items() if low <= t["width"] <= high}
+        assert 0 < len(want) < len(jpeg), text
+        assert found(corpus_db, f) == want, text
+    tall = {n for n, t in jpeg.items() if t["height"] > t["width"]}
+    assert tall and all(
+        n in found(corpus_db, Filter(file_type="jpeg", height=Between(jpeg[n]["height"], None)))
+        for n in tall
+    )
 
 
 def test_devices_and_camera_bodies_are_counted_as_truth_has_them(corpus_db: Scanned) -> None:
