@@ -243,7 +243,7 @@ def search(
         typer.Argument(
             help="Optional field:value terms, e.g. model:SM-G920F date:2016-11. Fields: make,"
             " model, lens, serial, software, path, country, city, sha256, blake2b, warning,"
-            " tag, type, date, utc, dated, time_source, gps, error, warned, near, within, iso,"
+            " xmp, tag, type, date, utc, dated, time_source, gps, error, warned, near, within, iso,"
             " f_number, focal_length, exposure_time, width, height, size (ranges: iso:100..800,"
             " f_number:..2.8, exposure_time:1/250..1/60, width:4000.., size:..200KiB; any tag"
             " of the listing: tag:Artist=Ann)."
@@ -269,6 +269,15 @@ def search(
             metavar="NAME=VALUE",
             help="A tag of the listing (show) and its value, as --model: Artist=Ann,"
             " 'Copyright=*2016*', GPS:GPSLatitudeRef=S. Reads every listing the other filters"
+            " leave.",
+        ),
+    ] = None,
+    xmp: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT",
+            help="Photos whose XMP packet contains TEXT (case-insensitive; * ? wildcards): a"
+            " keyword, a title, an editor in its history. Reads every packet the other filters"
             " leave.",
         ),
     ] = None,
@@ -431,7 +440,7 @@ def search(
             make=make, model=model, lens=lens, serial=serial, software=software, country=country,
             city=city, sha256=sha256, blake2b=blake2b, has_gps=gps, dated=dated,
             time_source=time_source, errors=True if errors else None, warned=warned,
-            warning=warning, file_type=file_type,
+            warning=warning, file_type=file_type, xmp=xmp,
             tag=query.TagMatch.parse(tag) if tag is not None else None,
         )  # fmt: skip
         f = query.Filter(
@@ -589,7 +598,12 @@ def show(
     lines.append("")
     labels = [f"[{inert(t['ifd'])}] {inert(t['name'])}" for t in tags]
     tag_width = max(map(len, labels), default=0)  # one column of " : " whatever the IFD
-    lines += [f"{k:<{tag_width}} : {inert(t['value'])}" for k, t in zip(labels, tags, strict=True)]
+    for label, tag in zip(labels, tags, strict=True):
+        # a value of several lines (the XMP packet) continues under its first, blank lines left
+        # out (--format json gives it exactly)
+        first, *more = tag["value"].split("\n")
+        lines.append(f"{label:<{tag_width}} : {inert(first)}")
+        lines += [" " * (tag_width + 3) + inert(line) for line in more if line.strip()]
     _say("\n".join(lines))
 
 

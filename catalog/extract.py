@@ -157,6 +157,7 @@ def _plain_jpeg(
             _set_size(record, plain.width, plain.height)
             if plain.exif is not None:  # duck-types the Image.Exif that _read_exif reads
                 _read_exif(plain.exif, _ifd0_offset(plain.raw), len(plain.raw), record)
+            _add_xmp(record, plain.xmp)
             return record
     except Exception:
         return None
@@ -257,6 +258,7 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
         exif, ifd0_offset, data_size = _exif_of(im, fp, head, record)
         if exif is not None:
             _read_exif(exif, ifd0_offset, data_size, record)
+        _add_xmp(record, im.info.get("xmp"))  # JPEG's APP1, PNG's iTXt, WebP's chunk, TIFF's tag
         if isinstance(im, TiffImageFile):
             _tiff_raw(path, fp, head, im.tag_v2 if exif is None else exif, record)
 
@@ -427,6 +429,7 @@ def _read_tiff_without_pillow(
     if width and height:
         _set_size(record, width, height)
     _read_exif(exif, _ifd0_offset(head), os.fstat(fp.fileno()).st_size, record)
+    _add_xmp(record, exif.get(XMP_TAG))
     _tiff_raw(path, fp, head, exif, record)
 
 
@@ -636,6 +639,7 @@ def _read_heif(fp: IO[bytes], fmt: str, record: PhotoRecord) -> None:
     exif = _exif_from_bytes(payload, record)
     if exif is not None:
         _read_exif(exif, _ifd0_offset(payload), len(payload or b""), record)
+    _add_xmp(record, info.get("xmp"))
 
 
 def _heif_geometry(fp: IO[bytes]) -> tuple[int, int, int] | None:
@@ -770,6 +774,54 @@ def _read_exif(
             label = names.get(tag_id) or f"Tag0x{tag_id:04X}"
             append(RawTag(name, tag_id, label, _render(ifd[tag_id], tag_id, big_endian)))
     _fill_fields(record, ifd0, exif_ifd, gps)
+
+
+XMP_TAG = 0x02BC  # TIFF's XMLPacket: the number the XMP entry of the listing takes too
+
+
+def _add_xmp(record: PhotoRecord, packet: object) -> None:
+    """The file's XMP packet, whole, as the last entry of the tag listing ("XMP", 700,
+    "XMLPacket"), whatever the container held it in (an IFD0 XMLPacket entry is summarised by
+    its length). UTF-8, or UTF-16/32 as its first bytes say; bytes that are not are shown as
+    U+FFFD and NUL characters inside are left out (a database text holds none), each with a
+    warning; NULs that end it (a C string's terminator, as HEIF writers leave) are dropped."""
+    if isinstance(packet, tuple) and len(packet) == 1:  # a TIFF tag typed as one value
+        packet = packet[0]
+    if isinstance(packet, bytes):
+        codec = _xmp_codec(packet)
+        try:
+            text = packet.decode(codec)
+        except UnicodeDecodeError:
+            text = packet.decode(codec, "replace")
+            add_warning(
+                record, f"XMP packet ({len(packet)} bytes) is not {codec}: shown with U+FFFD"
+            )
+    elif isinstance(packet, str):
+        text = packet
+    else:
+        return
+    text = text.rstrip("\0")
+    if "\0" in text:
+        text = text.replace("\0", "")
+        add_warning(record, "XMP packet holds NUL characters: left out of the listing")
+    if text.strip():
+        record.tags.append(RawTag("XMP", XMP_TAG, "XMLPacket", text))
+
+
+# XMP's own rule for its encoding: the packet starts with "<", so its first bytes say which.
+_XMP_CODECS = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)
+
+
+def _xmp_codec(packet: bytes) -> str:
+    for start, codec in _XMP_CODECS:
+        if packet.startswith(start):
+            return codec
+    return "utf-8"
 
 
 def _sub_ifd(

@@ -73,10 +73,16 @@ class NotPlain(Exception):
 
 
 class PlainJpeg:
-    __slots__ = ("exif", "height", "raw", "width")
+    __slots__ = ("exif", "height", "raw", "width", "xmp")
 
-    def __init__(self, width: int, height: int, raw: bytes, exif: PlainExif | None) -> None:
+    def __init__(
+        self, width: int, height: int, raw: bytes, exif: PlainExif | None, xmp: bytes | None
+    ) -> None:
         self.width, self.height, self.raw, self.exif = width, height, raw, exif
+        self.xmp = xmp  # the XMP packet, as Pillow's info["xmp"] holds it
+
+
+_XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
 
 
 def read(fp: IO[bytes]) -> PlainJpeg | None:
@@ -95,6 +101,7 @@ def _read(fp: IO[bytes]) -> PlainJpeg:
         raise NotPlain
     size: tuple[int, int] | None = None
     raw: bytes | None = None
+    xmp: bytes | None = None
     while True:
         marker = fp.read(4)
         if len(marker) < 4 or marker[0] != 0xFF:
@@ -125,6 +132,10 @@ def _read(fp: IO[bytes]) -> PlainJpeg:
                 if raw is not None:  # Pillow concatenates a second one
                     raise NotPlain
                 raw = s
+            elif kind == 0xE1 and s.startswith(_XMP_APP1):
+                if xmp is not None:  # Pillow keeps the last one
+                    raise NotPlain
+                xmp = s[len(_XMP_APP1) :]
             elif kind == 0xE2 and s.startswith(b"MPF\x00"):  # MPO: Pillow's format rules
                 raise NotPlain
             elif len(s) < 7 and s.startswith(b"JFIF" if kind == 0xE0 else b"Adobe"):
@@ -136,8 +147,8 @@ def _read(fp: IO[bytes]) -> PlainJpeg:
     if size is None or size[0] <= 0 or size[1] <= 0:
         raise NotPlain
     if raw is None:
-        return PlainJpeg(size[0], size[1], b"", None)
-    return PlainJpeg(size[0], size[1], raw, PlainExif(raw))
+        return PlainJpeg(size[0], size[1], b"", None, xmp)
+    return PlainJpeg(size[0], size[1], raw, PlainExif(raw), xmp)
 
 
 def _check_dqt(s: bytes) -> None:

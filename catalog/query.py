@@ -352,6 +352,7 @@ class Filter:
     sha256_not_in: frozenset[str] | None = None  # known files to leave out; unhashed ones stay
     blake2b_not_in: frozenset[str] | None = None
     tag: TagMatch | None = None  # a tag of the listing (raw_tags), by name and value
+    xmp: str | None = None  # text the XMP packet contains (* ? wildcards)
     iso: Between | None = None
     f_number: Between | None = None
     focal_length: Between | None = None
@@ -524,6 +525,8 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
             conds.append(or_(column.is_(None), _Listed(column, unlisted, negate=True)))
     if f.tag is not None:
         conds.append(_Tagged(f.tag))
+    if f.xmp is not None:  # the XMP packet is the listing's entry XMP:XMLPacket (extract)
+        conds.append(_Tagged(TagMatch("XMLPacket", f"*{_unicode(f.xmp)}*", "XMP")))
     for key, column in RANGES.items():
         between: Between | None = getattr(f, key)
         if between is not None:
@@ -1032,7 +1035,7 @@ def places(catalog: Catalog) -> list[dict[str, Any]]:
 TERM = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*):(?P<value>.*)$")
 _TEXT_TERMS = (
     "make", "model", "lens", "serial", "software", "path", "country", "city", "sha256", "blake2b",
-    "warning",
+    "warning", "xmp",
 )  # fmt: skip
 # what a field:value term may name
 TERM_FIELDS = (

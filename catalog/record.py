@@ -16,7 +16,7 @@ from typing import Any
 class RawTag:
     """One EXIF tag as found in the file."""
 
-    ifd: str  # "IFD0", "Exif", "GPS", "Interop", "IFD1"
+    ifd: str  # "IFD0", "Exif", "GPS", "Interop", "IFD1"; "XMP" for the XMP packet
     tag_id: int
     name: str  # as in PIL.ExifTags, or "Tag0xNNNN" when unknown
     value: str  # rendered as a person reads it; blobs summarised by length

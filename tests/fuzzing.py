@@ -514,7 +514,7 @@ _TEXT = {
 _INTS = ("width", "height", "orientation", "iso")  # INTEGER columns: signed 32-bit
 _FLOATS = ("latitude", "longitude", "altitude", "exposure_time", "f_number", "focal_length")
 _TIMES = ("captured_at", "captured_at_utc", "gps_time_utc")
-_IFDS = frozenset({"IFD0", "Exif", "GPS", "Interop", "IFD1"})
+_IFDS = frozenset({"IFD0", "Exif", "GPS", "Interop", "IFD1", "XMP"})
 INT32_MAX = 2**31 - 1
 
 

@@ -67,3 +67,13 @@ def make_photo(
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, color).save(path, fmt, exif=exif)
     return path
+
+
+def with_xmp(source: Path, *packets: bytes) -> bytes:
+    """The JPEG `source`'s bytes with an XMP APP1 segment for each packet, right after its SOI."""
+    data = source.read_bytes()
+    segments = b"".join(
+        b"\xff\xe1" + (31 + len(p)).to_bytes(2, "big") + b"http://ns.adobe.com/xap/1.0/\x00" + p
+        for p in packets
+    )
+    return data[:2] + segments + data[2:]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import BACKEND, Scanned, engine_for, sqlite_only
 from corpus import BROKEN, IMAGES, truth
-from photos import make_photo
+from photos import make_photo, with_xmp
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -617,6 +617,37 @@ def test_show_lists_fields_then_every_tag(scanned: str, library: Path) -> None:
     assert {"ifd": "IFD0", "id": 0x010F, "name": "Make", "value": "samsung"} in detail["tags"]
     code, _, err = run("show", library / "nope.jpg", "--db", scanned)
     assert code == 1 and "not in the catalog" in err
+
+
+def test_show_lists_the_xmp_packet_line_by_line_and_inert(library: Path, db: str) -> None:
+    packet = (
+        "<x:xmpmeta>\n <dc:subject>Beach</dc:subject>\n"
+        + " " * 40
+        + "\n \x1b]0;pwned\x07\n</x:xmpmeta>"
+    )
+    photo = library / "xmp.jpg"
+    photo.write_bytes(with_xmp(library / "a.jpg", packet.encode()))
+    code, _, err = run("scan", library, "--db", db)
+    assert code == 0, err
+    code, out, _ = run("show", photo, "--db", db)
+    assert code == 0 and "\x1b" not in out and "\x07" not in out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("[XMP] XMLPacket"))
+    assert lines[at].endswith(" : <x:xmpmeta>")
+    indent = lines[at].index(" : ") + 3
+    assert [line[indent:] for line in lines[at + 1 :]] == [
+        " <dc:subject>Beach</dc:subject>",
+        " \\x1b]0;pwned\\x07",  # shown, not obeyed; the blank padding line left out
+        "</x:xmpmeta>",
+    ]
+    code, out, _ = run("show", photo, "-f", "json", "--db", db)
+    assert json.loads(out)["tags"][-1] == {
+        "ifd": "XMP", "id": 700, "name": "XMLPacket", "value": packet,
+    }  # fmt: skip
+    code, out, _ = run("search", "--xmp", "beach", "-f", "paths", "--db", db)
+    assert (code, out) == (0, f"{photo}\n")
+    code, out, _ = run("search", "xmp:*", "--count", "--db", db)
+    assert out.strip() == "1"
 
 
 def test_show_gives_the_tag_listing_as_csv(scanned: str, library: Path) -> None:

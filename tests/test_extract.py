@@ -36,6 +36,7 @@ from corpus import (
     require_corpus,
     truth,
 )
+from photos import make_photo, with_xmp
 from PIL import Image, ImageFile, features
 from PIL.PngImagePlugin import PngInfo
 
@@ -908,3 +909,75 @@ def test_libheif_loads_only_for_a_heif_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("not a recognised image (HEIC that libheif cannot read")
+
+
+# --- XMP -------------------------------------------------------------------------------------
+
+# Corpus files whose bytes hold an XMP packet that is not their primary image's, and why.
+XMP_NOT_LISTED = {
+    "pillow__Tests__images__frame_size.mpo": "the packet is the second frame's, after the first"
+    " image's end",
+    "mei__webp__Issue_473_(Java).webp": "in a chunk named 'XMP\\0', which is not WebP's 'XMP '"
+    " (Pillow reads that one only)",
+}
+_XMP_START = (b"<x:xmpmeta", b"<x:xapmeta", "<x:xmpmeta".encode("utf-16-be"))
+
+
+def xmp_entries(record: PhotoRecord) -> list[Any]:
+    return [t for t in record.tags if t.ifd == "XMP"]
+
+
+def test_the_xmp_packet_is_listed_as_the_file_holds_it() -> None:
+    """Every corpus file whose bytes hold an XMP packet (JPEG's APP1, TIFF's and DNG's
+    XMLPacket, HEIF's item, WebP's chunk; a UTF-16 one too) lists it once, last, decoded
+    exactly: its text, encoded again, is found in the file's bytes as it is."""
+    require_corpus()
+    listed = 0
+    for name in sorted(truth()):
+        data = (IMAGES / name).read_bytes()
+        record = extract(IMAGES / name)
+        packets = xmp_entries(record)
+        holds = any(start in data for start in _XMP_START) and name not in XMP_NOT_LISTED
+        assert len(packets) == holds, name
+        for tag in packets:
+            assert (tag.tag_id, tag.name) == (0x02BC, "XMLPacket") and record.tags[-1] is tag
+            assert any(tag.value.encode(c) in data for c in ("utf-8", "utf-16-be")), name
+            assert not [w for w in record.warnings if "XMP" in w], name
+            listed += 1
+    assert listed >= 50
+    assert {Path(n).suffix.lower() for n in truth() if xmp_entries(extract(IMAGES / n))} >= {
+        ".jpg", ".tif", ".tiff", ".dng", ".heic", ".heif", ".webp",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("packet", "value", "warning"),
+    [
+        (b"<x:xmpmeta>caf\xc3\xa9</x:xmpmeta>", "<x:xmpmeta>café</x:xmpmeta>", None),
+        ("<x:xmpmeta>ok</x:xmpmeta>".encode("utf-16-le"), "<x:xmpmeta>ok</x:xmpmeta>", None),
+        (b"<x:xmpmeta>\xff\xfe</x:xmpmeta>", "<x:xmpmeta>\ufffd\ufffd</x:xmpmeta>", "not utf-8"),
+        (b"<x:a>b\x00c</x:a>\x00\x00", "<x:a>bc</x:a>", "NUL characters"),
+        (b"<x:a>\x00</x:a>\x00", "<x:a></x:a>", "NUL characters"),
+        (b"<x:a>end</x:a>\x00", "<x:a>end</x:a>", None),  # a terminator, not content
+        (b"\x1b]0;pwned\x07<x:a/>", "\x1b]0;pwned\x07<x:a/>", None),  # stored as it is
+        (b"   \n  ", None, None),  # padding alone: nothing to list
+    ],
+)
+def test_an_xmp_packet_of_any_bytes_is_listed_or_said(
+    tmp_path: Path, packet: bytes, value: str | None, warning: str | None
+) -> None:
+    path = tmp_path / "x.jpg"
+    path.write_bytes(with_xmp(make_photo(tmp_path / "src.jpg"), packet))
+    record = extract(path)
+    assert record.error is None
+    assert [t.value for t in xmp_entries(record)] == ([] if value is None else [value])
+    said = [w for w in record.warnings if "XMP" in w]
+    assert len(said) == (warning is not None) and all(warning in w for w in said), said
+
+
+def test_a_second_xmp_segment_is_read_as_pillow_reads_it(tmp_path: Path) -> None:
+    """Two standard XMP segments (the spec allows one): Pillow keeps the last, and so does the
+    record, whichever path reads the file."""
+    path = tmp_path / "x.jpg"
+    path.write_bytes(with_xmp(make_photo(tmp_path / "src.jpg"), b"<x:a>1</x:a>", b"<x:a>2</x:a>"))
+    assert [t.value for t in xmp_entries(extract(path))] == ["<x:a>2</x:a>"]

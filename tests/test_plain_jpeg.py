@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from corpus import BROKEN, IMAGES, require_corpus
-from photos import make_photo
+from photos import make_photo, with_xmp
 
 from catalog import extract as extract_module
 from catalog import plain_jpeg
@@ -108,3 +108,18 @@ def test_damaged_headers_give_the_same_record_on_both_paths(
         path.write_bytes(bytes(data))
         fast, slow = both_paths(path, monkeypatch)
         assert fast == slow, f"case {case}: {bytes(data[:600]).hex()}"
+
+
+def test_xmp_segments_read_the_same_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One XMP segment is the fast path's to read, as Pillow reads it; a second one (Pillow
+    keeps the last) is Pillow's."""
+    source = make_photo(tmp_path / "src.jpg")
+    cases = [[b"<x:a>1</x:a>"], [b"<x:a>1</x:a>", b"<x:a>2</x:a>"], [b"\xff\xfe<x/>"], [b""]]
+    for i, packets in enumerate(cases):
+        path = tmp_path / f"{i}.jpg"
+        path.write_bytes(with_xmp(source, *packets))
+        assert takes_fast_path(path) == (len(packets) == 1), packets
+        fast, slow = both_paths(path, monkeypatch)
+        assert fast == slow, packets

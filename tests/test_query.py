@@ -349,6 +349,30 @@ def test_tag_values_are_matched_as_written(tmp_path: Path, db: str) -> None:
             assert {r["path"].rsplit("/", 1)[1] for r in query.search(catalog, f)} == want, text
 
 
+def test_xmp_text_finds_exactly_the_packets_holding_it(corpus_db: Scanned) -> None:
+    """--xmp: the photos whose XMP packet (the listing's XMP:XMLPacket, extract's) holds the
+    text, in any case, against Python's reading of the stored packets."""
+    with corpus_db.open() as catalog:
+        packets = {
+            d["path"].rsplit("/", 1)[1]: t["value"].lower()
+            for d in query.details(catalog, Filter())
+            for t in d["tags"]
+            if t["ifd"] == "XMP"
+        }
+    assert len(packets) >= 50
+    for text in ("Blue Square", "PHOTOSHOP", "dc:subject", "xmpMM:History", "rdf:li>XMP<", "%_"):
+        want = {n for n, p in packets.items() if text.lower() in p}
+        assert found(corpus_db, Filter(xmp=text)) == want, text
+    assert found(corpus_db, Filter(xmp="Blue Square Test File")) == {
+        "exifsamples__jpg__xmp__BlueSquare.jpg"
+    }
+    assert found(corpus_db, Filter(xmp="*")) == set(packets)
+    assert found(corpus_db, Filter(tag=TagMatch("XMLPacket", "*", "XMP"))) == set(packets)
+    assert found(corpus_db, Filter(xmp="adobe*test file")) == {
+        n for n, p in packets.items() if re.search(r"adobe.*test file", p, re.S)
+    }
+
+
 def test_a_file_type_finds_exactly_the_files_of_that_format(corpus_db: Scanned) -> None:
     """Every format truth.json names (the ones photocat cannot read too: it tells them by
     their content), by its name in any case and by a wildcard."""
