@@ -981,3 +981,15 @@ def test_a_second_xmp_segment_is_read_as_pillow_reads_it(tmp_path: Path) -> None
     path = tmp_path / "x.jpg"
     path.write_bytes(with_xmp(make_photo(tmp_path / "src.jpg"), b"<x:a>1</x:a>", b"<x:a>2</x:a>"))
     assert [t.value for t in xmp_entries(extract(path))] == ["<x:a>2</x:a>"]
+
+
+def test_a_png_lists_its_xmp_text_chunk(tmp_path: Path) -> None:
+    """PNG keeps XMP in an iTXt chunk named XML:com.adobe.xmp (no PNG of the corpus has one)."""
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta>Plage à Nice</x:xmpmeta>")
+    path = tmp_path / "x.png"
+    Image.new("RGB", (4, 4)).save(path, pnginfo=info)
+    record = extract(path)
+    assert [(t.ifd, t.name, t.value) for t in xmp_entries(record)] == [
+        ("XMP", "XMLPacket", "<x:xmpmeta>Plage à Nice</x:xmpmeta>")
+    ]
