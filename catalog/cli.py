@@ -599,8 +599,11 @@ def show(
     labels = [f"[{inert(t['ifd'])}] {inert(t['name'])}" for t in tags]
     tag_width = max(map(len, labels), default=0)  # one column of " : " whatever the IFD
     for label, tag in zip(labels, tags, strict=True):
-        # a value of several lines (the XMP packet) continues under its first, blank lines left
-        # out (--format json gives it exactly)
+        if tag["ifd"] != "XMP":  # one line a tag: a newline in a value is shown as \x0a
+            lines.append(f"{label:<{tag_width}} : {inert(tag['value'])}")
+            continue
+        # the XMP packet's XML, line by line under its label, blank padding lines left out
+        # (--format json gives it exactly)
         first, *more = tag["value"].split("\n")
         lines.append(f"{label:<{tag_width}} : {inert(first)}")
         lines += [" " * (tag_width + 3) + inert(line) for line in more if line.strip()]

@@ -640,6 +640,14 @@ def test_show_lists_the_xmp_packet_line_by_line_and_inert(library: Path, db: str
         " \\x1b]0;pwned\\x07",  # shown, not obeyed; the blank padding line left out
         "</x:xmpmeta>",
     ]
+    forged = library / "forged.jpg"  # an EXIF value's newline must not make a line of its own
+    make_photo(forged, extra={0x013B: "Ann\n[IFD0] Make               : Forged"})
+    assert run("scan", library, "--db", db)[0] == 0
+    shown = run("show", forged, "--db", db)[1].splitlines()
+    (artist,) = [line for line in shown if "Forged" in line]
+    assert artist.startswith("[IFD0] Artist") and artist.endswith(
+        " : Ann\\x0a[IFD0] Make" + " " * 15 + ": Forged"
+    )
     code, out, _ = run("show", photo, "-f", "json", "--db", db)
     assert json.loads(out)["tags"][-1] == {
         "ifd": "XMP", "id": 700, "name": "XMLPacket", "value": packet,
