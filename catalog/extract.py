@@ -796,8 +796,13 @@ def _add_xmp(record: PhotoRecord, packet: object) -> None:
             add_warning(
                 record, f"XMP packet ({len(packet)} bytes) is not {codec}: shown with U+FFFD"
             )
-    elif isinstance(packet, str):
+    elif isinstance(packet, str):  # PNG's iTXt, decoded by Pillow
         text = packet
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no database text or JSON holds them
+            text = text.encode("utf-8", "replace").decode("utf-8")
+            add_warning(record, "XMP packet is not valid Unicode: shown with ?")
     else:
         return
     text = text.rstrip("\0")

@@ -993,3 +993,26 @@ def test_a_png_lists_its_xmp_text_chunk(tmp_path: Path) -> None:
     assert [(t.ifd, t.name, t.value) for t in xmp_entries(record)] == [
         ("XMP", "XMLPacket", "<x:xmpmeta>Plage à Nice</x:xmpmeta>")
     ]
+
+
+@pytest.mark.parametrize(
+    ("packet", "listed", "said"),
+    [
+        ("<x>\udce9</x>", "<x>?</x>", "not valid Unicode"),  # a str with a lone surrogate
+        ((b"<x/>",), "<x/>", None),  # a TIFF XMLPacket read as a one-value tuple
+        ("<x/>\x00", "<x/>", None),
+        ((60, 120), None, None),  # of no type a packet has: nothing listed
+        (700, None, None),
+        (b"", None, None),
+    ],
+)
+def test_any_value_given_as_an_xmp_packet_is_listed_safely_or_not_at_all(
+    packet: object, listed: str | None, said: str | None
+) -> None:
+    from catalog.extract import _add_xmp
+
+    record = PhotoRecord()
+    _add_xmp(record, packet)
+    assert [t.value for t in record.tags] == ([] if listed is None else [listed])
+    assert record.warnings == ([] if said is None else [record.warnings[0]])
+    assert said is None or said in record.warnings[0]
