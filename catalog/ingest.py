@@ -76,6 +76,12 @@ CHUNK = 64  # files per task sent to a worker process (one round trip each; 32: 
 # Files read ahead of the writer, at most: enough that the workers never wait while the writer
 # stores a batch (or loads the place data), few enough that memory stays flat (~10 MB).
 READ_AHEAD = 4096
+# ... and at most this much of their tag listings (the bulk of a record; a photo whose XMP holds
+# an editor's settings and history carries 20-60 KB): read-ahead and write batches shrink to it,
+# so memory stays flat whatever the files hold (30,000 photos with 24 KB of XMP each: the main
+# process peaked at 340 MiB without these bounds).
+READ_AHEAD_BYTES = 16 << 20
+BATCH_BYTES = 8 << 20
 HASH_BATCH = 1000  # digests written per transaction by the hash stage
 TAIL_CHUNK = 4  # the fewest files a digest task's last ones shrink to (_tapered)
 # A file up to this size is hashed as it is read (hashing it costs about what reading its
@@ -392,7 +398,16 @@ def read_files(
     for chunk in islice(chunks, max(0, limit - len(waiting))):
         waiting.append(_submit_reads(pool, chunk, hash_with, hash_up_to))
     args = (hash_with, hash_up_to)
-    return _with_time(_bounded(pool, _read_chunk, chunks, limit, *args, waiting=waiting))
+    bounded = _bounded(
+        pool, _read_chunk, chunks, limit, *args, waiting=waiting, weight=_listing_bytes,
+        budget=READ_AHEAD_BYTES,
+    )  # fmt: skip
+    return _with_time(bounded)
+
+
+def _listing_bytes(entry: FileEntry) -> int:
+    """What an entry weighs in memory, near enough: its serialised tag listing."""
+    return len(entry.tags_json) if entry.tags_json is not None else 0
 
 
 def _submit_reads(
@@ -460,15 +475,25 @@ def _bounded(
     limit: int,
     *args: Any,
     waiting: deque[Future[list[Any]]] | None = None,
+    weight: Callable[[Any], int] | None = None,
+    budget: int = 0,
 ) -> Iterator[Any]:
     """pool.map(fn, chunks) flattened and in order, with at most `limit` tasks submitted ahead
     (Executor.map submits everything at once and keeps every result until it is consumed).
-    `waiting`: tasks already submitted for the chunks before these, whose results come first."""
+    `waiting`: tasks already submitted for the chunks before these, whose results come first.
+    With `weight` (of a result's item), fewer tasks go ahead when the last result weighed
+    more than `budget` over `limit` tasks; never fewer than two a worker."""
     waiting = deque() if waiting is None else waiting
+    ahead = limit
+    least = min(limit, 2 * (getattr(pool, "_max_workers", None) or 1))
     try:
         for chunk in chunks:
-            if len(waiting) >= limit:
-                yield from waiting.popleft().result()
+            while len(waiting) >= ahead:
+                result = waiting.popleft().result()
+                if weight is not None:
+                    last = max(1, sum(map(weight, result)))  # what a task weighs now
+                    ahead = max(least, min(limit, budget // last))
+                yield from result
             waiting.append(pool.submit(fn, chunk, *args))
         while waiting:
             yield from waiting.popleft().result()
@@ -498,7 +523,7 @@ def store_entries(
                 summary.failed += 1
             yield entry
 
-    _write_in_batches(counted(), catalog.upsert, BATCH_SIZE, total, progress)
+    _write_in_batches(counted(), catalog.upsert, BATCH_SIZE, total, progress, weight=_listing_bytes)
 
 
 def _write_in_batches(
@@ -507,18 +532,23 @@ def _write_in_batches(
     size: int,
     total: int | None,
     progress: Progress | None,
+    weight: Callable[[Any], int] | None = None,
 ) -> None:
     """`write` the items a batch at a time, batches of at most `size` shrinking near the end
-    when `total` (how many items will come, about) is known (_batch_limit); garbage collected
-    between batches (collecting_between_batches). The one writing loop of the records and of
-    the hash stage's digests."""
+    when `total` (how many items will come, about) is known (_batch_limit), and with `weight`
+    (of an item) written early once they weigh BATCH_BYTES; garbage collected between batches
+    (collecting_between_batches). The one writing loop of the records and of the hash stage's
+    digests."""
     batch: list[Any] = []
+    weighed = 0
     remaining = total
     limit = _batch_limit(remaining, size)
     with collecting_between_batches() as collect:
         for item in items:
             batch.append(item)
-            if len(batch) >= limit:
+            if weight is not None:
+                weighed += weight(item)
+            if len(batch) >= limit or weighed >= BATCH_BYTES:
                 write(batch)
                 if progress:
                     progress(len(batch))
@@ -526,6 +556,7 @@ def _write_in_batches(
                     remaining -= len(batch)
                 limit = _batch_limit(remaining, size)
                 batch = []
+                weighed = 0
                 collect()
         if batch:
             write(batch)
@@ -1273,6 +1304,7 @@ def ingest_changes(
         gone = []
     pending_gone: dict[int, list[str]] = {place.root_id: gone} if gone else {}
     batch: list[FileEntry] = []
+    weighed = 0  # the batch's listings, bytes (BATCH_BYTES)
 
     def flush() -> None:
         nonlocal pending_gone
@@ -1307,8 +1339,10 @@ def ingest_changes(
         if entry.record.error:
             report.failed.append((rel, entry.record.error))
         batch.append(entry)
-        if len(batch) >= batch_size:
+        weighed += _listing_bytes(entry)
+        if len(batch) >= batch_size or weighed >= BATCH_BYTES:
             flush()
+            weighed = 0
     flush()
     return report
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from photos import make_photo
+from photos import make_photo, with_xmp
 from typer.testing import CliRunner
 
 from catalog import ingest
@@ -274,6 +274,58 @@ def test_read_pipeline_keeps_a_bounded_number_of_records_in_flight(tmp_path: Pat
     assert pool.submitted * ingest.CHUNK <= ingest.READ_AHEAD + ingest.CHUNK
     assert sum(1 for _ in entries) == 19_999  # all of them, in order, in the end
     assert pool.submitted == 20_000 // ingest.CHUNK + (20_000 % ingest.CHUNK > 0)
+
+
+def test_heavy_listings_keep_fewer_records_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Photos whose XMP makes each listing ~10 KB: once a result shows what a task weighs, no
+    more tasks go ahead than READ_AHEAD_BYTES holds (but two a worker), however many files a
+    count of READ_AHEAD allows."""
+    source = make_photo(tmp_path / "src.jpg")
+    for i in range(200):
+        (tmp_path / f"{i}.jpg").write_bytes(with_xmp(source, b"<x:a>" + b"w" * 10_000 + b"</x:a>"))
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    monkeypatch.setattr(ingest, "READ_AHEAD", 64)  # 16 tasks ahead by count...
+    monkeypatch.setattr(ingest, "READ_AHEAD_BYTES", 100_000)  # ...2 by weight: 4 a worker pair
+    pool = CountingPool()
+    entries = read_files(
+        (Job(str(tmp_path / f"{i}.jpg"), 1, f"{i}.jpg") for i in range(200)), pool, hash_with=None
+    )
+    ahead = []
+    for n, entry in enumerate(entries, 1):
+        assert entry.rel_path == f"{n - 1}.jpg" and len(entry.tags_json or "") > 10_000
+        ahead.append(pool.submitted - n // 4)  # tasks submitted and not yet consumed
+    assert max(ahead[:16]) >= 16  # before any weight was known: the count's limit
+    assert max(ahead[70:150]) <= 2 * CountingPool._max_workers + 1
+
+
+def test_write_batches_end_at_a_weight_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 3_000)
+    batches: list[list[str]] = []
+    items = ["x" * 1_000] * 10 + ["y"] * 5
+    ingest._write_in_batches(items, lambda b: batches.append(list(b)), 4, None, None, weight=len)
+    assert [len(b) for b in batches] == [3, 3, 3, 4, 2]  # 3 KB, then 4 items at most
+    batches.clear()
+    ingest._write_in_batches(items, lambda b: batches.append(list(b)), 4, None, None)
+    assert [len(b) for b in batches] == [4, 4, 4, 3]  # no weight: by count only
+
+
+def test_the_watchers_batches_end_at_a_weight_too(
+    catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ingest_changes (what watch feeds) writes a batch once its listings weigh BATCH_BYTES."""
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 1)  # every record its own batch
+    place = ingest.resolve_place(catalog, folder)
+    rels = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg"))
+    sizes: list[int] = []
+    write_batch = catalog.write_batch
+    monkeypatch.setattr(
+        catalog, "write_batch", lambda b, g: sizes.append(len(b)) or write_batch(b, g)
+    )
+    report = ingest.ingest_changes(catalog, place, rels)
+    assert sorted(report.new) == rels and sizes == [1] * len(rels)
+    assert len(list(search(catalog, Filter()))) == len(rels)
 
 
 def test_worker_results_carry_the_tag_listing_serialised(folder: Path) -> None:
