@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from corpus import BROKEN, IMAGES, require_corpus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from photos import make_photo, with_xmp
 
 from catalog import extract as extract_module
@@ -123,3 +125,35 @@ def test_xmp_segments_read_the_same_on_both_paths(
         assert takes_fast_path(path) == (len(packets) == 1), packets
         fast, slow = both_paths(path, monkeypatch)
         assert fast == slow, packets
+
+
+_TEXT = st.text(st.characters(codec=None), max_size=100)  # lone surrogates and NULs too
+_PACKET_BYTES = (
+    st.binary(max_size=300)
+    | _TEXT.map(lambda t: t.encode("utf-8", "surrogatepass"))
+    | _TEXT.map(lambda t: ("<" + t).encode("utf-16-le", "surrogatepass"))  # read as UTF-16
+)
+
+
+# derandomized, no example database: the same cases on every run, nothing written to the repo
+@settings(
+    derandomize=True, database=None, max_examples=200,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)  # fmt: skip
+@given(packet=_PACKET_BYTES)
+def test_any_bytes_as_an_xmp_packet_read_alike_and_safely(
+    packet: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever bytes an XMP segment holds: no error, both paths give the same record, and the
+    listing's XMP entry is text any database and JSON hold (no NUL, no lone surrogate)."""
+    source = tmp_path / "src.jpg"
+    if not source.exists():
+        make_photo(source)
+    path = tmp_path / "x.jpg"
+    path.write_bytes(with_xmp(source, packet))
+    fast, slow = both_paths(path, monkeypatch)
+    assert fast == slow and fast.error is None
+    for tag in fast.tags:
+        if tag.ifd == "XMP":
+            assert "\0" not in tag.value and tag.value.strip()
+            tag.value.encode("utf-8")  # strict: no lone surrogate
