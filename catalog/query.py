@@ -374,6 +374,13 @@ def _text_match(column: Any, value: str) -> ColumnElement[bool]:
     return func.lower(column) == value.lower()
 
 
+def _has(column: Any, wanted: bool | None) -> list[ColumnElement[bool]]:
+    """A yes/no filter on whether `column` holds a value (None: no filter)."""
+    if wanted is None:
+        return []
+    return [column.is_not(None) if wanted else column.is_(None)]
+
+
 def _contains(column: Any, value: str) -> ColumnElement[bool]:
     """Case-insensitive: the text holds `value` (* and ? wildcards inside it)."""
     value = _unicode(value)
@@ -484,10 +491,7 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
         conds.append(
             (t.gps_positions.c.latitude.is_(None)) | (t.gps_positions.c.longitude.is_(None))
         )
-    if f.dated is True:
-        conds.append(t.photos.c.captured_at.is_not(None))
-    elif f.dated is False:
-        conds.append(t.photos.c.captured_at.is_(None))
+    conds.extend(_has(t.photos.c.captured_at, f.dated))
     if f.time_source is not None:
         source = f.time_source.strip().lower()
         if source not in TIME_SOURCES:
@@ -497,16 +501,10 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
             )
         column = t.photos.c.time_source
         conds.append(column.is_(None) if source == "none" else column == source)
-    if f.errors is True:
-        conds.append(t.photos.c.error.is_not(None))
-    elif f.errors is False:
-        conds.append(t.photos.c.error.is_(None))
+    conds.extend(_has(t.photos.c.error, f.errors))
     if f.file_type is not None:
         conds.append(_text_match(t.photos.c.format, f.file_type))
-    if f.warned is True:
-        conds.append(t.photos.c.warnings.is_not(None))
-    elif f.warned is False:
-        conds.append(t.photos.c.warnings.is_(None))
+    conds.extend(_has(t.photos.c.warnings, f.warned))
     if f.warning is not None:
         conds.append(_contains(t.photos.c.warnings, f.warning))
     if f.path is not None:
