@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -489,19 +489,27 @@ def _digest_set(source: str, algorithm: str) -> frozenset[str]:
     from catalog.query import digest_set
 
     name = "standard input" if source == "-" else source
-    # Bytes that are not UTF-8 (a file name beside a digest, from an old archive) are kept as
-    # surrogates, whatever the locale makes of standard input: only the digests count.
     try:
         if source == "-":
-            stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+            stdin = _hash_set_text(sys.stdin.buffer)
             try:
                 return digest_set(stdin, algorithm, name)
             finally:
                 stdin.detach()  # standard input stays open
-        with open(source, encoding="utf-8", errors="surrogateescape") as lines:
+        with open(source, "rb") as raw, _hash_set_text(raw) as lines:
             return digest_set(lines, algorithm, name)
     except OSError as exc:
         fail(f"cannot read {name}: {exc.strerror or exc}")
+
+
+def _hash_set_text(raw: IO[bytes]) -> io.TextIOWrapper:
+    """A hash set's lines: UTF-16 when it begins with that byte-order mark (Windows tools write
+    it), else UTF-8, a UTF-8 mark (Notepad's) dropped. Bytes that are not UTF-8 (a file name
+    beside a digest, from an old archive) are kept as surrogates, whatever the locale makes of
+    standard input: only the digests count."""
+    head = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
+    encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    return io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape")
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -387,6 +387,28 @@ def test_search_by_a_hash_set_from_a_file_or_standard_input(
     assert code == 1 and "cannot read" in err and "No such file" in err
 
 
+def test_a_hash_set_written_on_windows_is_read(library: Path, scanned: str, tmp_path: Path) -> None:
+    """A byte-order mark and CRLF line ends (Notepad's UTF-8, PowerShell's UTF-16) are no
+    reason to refuse a hash set: before, the mark made its first line 'not a digest'."""
+    digest = hashlib.sha256((library / "a.jpg").read_bytes()).hexdigest()
+    line = f"{digest.upper()}  a.jpg\r\n"
+    for encoding in ("utf-8-sig", "utf-16", "utf-16-be"):
+        if encoding == "utf-16-be":
+            data = b"\xfe\xff" + line.encode(encoding)
+        else:
+            data = line.encode(encoding)
+        hash_set = tmp_path / f"{encoding}.txt"
+        hash_set.write_bytes(data)
+        code, out, err = run("search", "--sha256-from", hash_set, "-f", "json", "--db", scanned)
+        assert (code, err) == (0, "") and names(out) == {"a.jpg"}, encoding
+        done = subprocess.run(  # standard input, as the real command reads it
+            [sys.executable, "-m", "catalog.cli", "search", "--sha256-from", "-", "--count",
+             "--db", scanned],
+            input=data, capture_output=True,
+        )  # fmt: skip
+        assert (done.returncode, done.stdout.strip(), done.stderr) == (0, b"1", b""), encoding
+
+
 def test_search_leaving_out_known_files(library: Path, db: str, tmp_path: Path) -> None:
     """--not-sha256-from: every file but those of the hash set; one not hashed yet stays."""
     (library / "late.jpg").write_bytes((library / "b.jpg").read_bytes() + b"!")
