@@ -181,24 +181,43 @@ def write_paths(rows: Iterable[dict[str, Any]], out: Sink) -> None:
         out.write(inert(row["path"]) + "\n")
 
 
+class _Names:
+    """Where file names go as a program reads them: their exact bytes to a file or a pipe (the
+    str form, surrogates and all, to a text-only stream such as io.StringIO); on a terminal,
+    which would act on a name's escape sequences, as `inert` shows them. Written in large
+    writes (Batched)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.terminal = out.isatty()
+        binary = None if self.terminal else getattr(out, "buffer", None)
+        if binary is not None:
+            out.flush()  # what the text layer holds goes first
+        self._binary = binary is not None
+        self._sink: Batched[Any] = Batched(binary if binary is not None else out)
+
+    def shown(self, name: str) -> str:
+        """The name as it will be written (inert on a terminal)."""
+        return inert(name) if self.terminal else name
+
+    def write(self, head: str, name: str, tail: str) -> None:
+        """ASCII `head`, the name (as `shown` gave it), ASCII `tail`."""
+        if self._binary:
+            self._sink.write(head.encode("ascii") + os.fsencode(name) + tail.encode("ascii"))
+        else:
+            self._sink.write(head + name + tail)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+
 def write_paths0(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
     """Each path's exact bytes followed by NUL (`xargs -0`, `while read -d ''`): the one output
-    that gives any file name back unchanged (POSIX names never hold NUL). On a terminal, which
-    would act on a name's escape sequences, each name is shown as `inert` shows it."""
-    if out.isatty():
-        for row in rows:
-            out.write(inert(row["path"]) + "\0")
-        return
-    binary = getattr(out, "buffer", None)
-    if binary is None:  # a text-only stream (io.StringIO): the str form, surrogates and all
-        for row in rows:
-            out.write(row["path"] + "\0")
-        return
-    out.flush()
-    batched = Batched(binary)
+    that gives any file name back unchanged (POSIX names never hold NUL). On a terminal each
+    name is shown as `inert` shows it (_Names)."""
+    names = _Names(out)
     for row in rows:
-        batched.write(os.fsencode(row["path"]) + b"\0")
-    batched.flush()
+        names.write("", names.shown(row["path"]), "\0")
+    names.flush()
 
 
 def write_checksums(rows: Iterable[dict[str, Any]], key: str, out: IO[str]) -> int:
@@ -206,32 +225,22 @@ def write_checksums(rows: Iterable[dict[str, Any]], key: str, out: IO[str]) -> i
     `DIGEST  NAME` a line, the name's exact bytes, and a name holding a backslash, a newline or
     a carriage return written with those escaped and the line begun by a backslash (coreutils'
     own convention, so no name can forge a line). On a terminal each name is shown as `inert`
-    shows it instead. A row without the digest (not hashed, or with the other algorithm) cannot
-    be listed: returns how many were left out, for the caller to say."""
+    shows it instead (_Names). A row without the digest (not hashed, or with the other
+    algorithm) cannot be listed: returns how many were left out, for the caller to say."""
     left_out = 0
-    terminal = out.isatty()
-    binary = None if terminal else getattr(out, "buffer", None)
-    if binary is not None:
-        out.flush()
-    sink: Any = Batched(binary) if binary is not None else Batched(out)
+    names = _Names(out)
     for row in rows:
         digest = row.get(key)
         if not digest:
             left_out += 1
             continue
-        name: str = row["path"]
-        if terminal:
-            name = inert(name)
+        name = names.shown(row["path"])
         prefix = ""
         if "\\" in name or "\n" in name or "\r" in name:
             prefix = "\\"
             name = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-        line = f"{prefix}{digest.lower()}  "
-        if binary is not None:
-            sink.write(line.encode("ascii") + os.fsencode(name) + b"\n")
-        else:
-            sink.write(line + name + "\n")
-    sink.flush()
+        names.write(f"{prefix}{digest.lower()}  ", name, "\n")
+    names.flush()
     return left_out
 
 
