@@ -431,6 +431,9 @@ def search(
 
     from catalog import query
 
+    if full and fmt not in (OutputFormat.json, OutputFormat.jsonl):
+        fail("--full gives each photo's tags as a list: use --format json or jsonl", 2)
+    _check_output(fmt, query.RECORD_KEYS, checksums=True)
     sets = (sha256_from, blake2b_from, not_sha256_from, not_blake2b_from)
     if sum(source == "-" for source in sets) > 1:
         fail("standard input (-) can give one hash set only; give the others as files", 2)
@@ -456,8 +459,6 @@ def search(
         if terms:
             f = replace(query.parse_terms(terms, f), **given)
         f = query.locate(f, near, within)
-        if full and fmt not in (OutputFormat.json, OutputFormat.jsonl):
-            fail("--full gives each photo's tags as a list: use --format json or jsonl", 2)
         catalog = open_db(db, query=True)
         with catalog, _answering():
             if count_only:
@@ -519,17 +520,13 @@ def _given(**options: Any) -> dict[str, Any]:
 def _emit(
     rows: Any, fmt: OutputFormat, keys: Any, columns: Any, *, checksums: bool = False
 ) -> None:
-    """Render a command's rows on stdout. `checksums`: its rows are catalogued files with their
-    digests, which --format sha256sum / b2sum can list (search, duplicates)."""
+    """Render a command's rows on stdout (the format checked by _check_output). `checksums`: its
+    rows are catalogued files with their digests, which --format sha256sum / b2sum can list
+    (search, duplicates)."""
     from catalog.render import CHECKSUM_KEYS, render
 
-    if fmt in (OutputFormat.paths, OutputFormat.paths0) and "path" not in keys:
-        fail(f"--format {fmt} lists photo paths; use table, json, jsonl or csv here", 2)
+    _check_output(fmt, keys, checksums=checksums)
     digest = CHECKSUM_KEYS.get(fmt)
-    if digest is not None and not checksums:
-        fail(f"--format {fmt} lists files with their digests: use it with search or duplicates", 2)
-    if digest is not None and digest not in keys:
-        fail(f"--format {fmt} lists {digest} digests: add --hash {digest}", 2)
     with _stdout():
         left_out = render(rows, fmt, sys.stdout, keys=keys, table_columns=columns)
     if left_out:
@@ -538,6 +535,20 @@ def _emit(
             " or scanned with another --hash) and are not listed",
             err=True,
         )
+
+
+def _check_output(fmt: OutputFormat, keys: Any, *, checksums: bool = False) -> None:
+    """Exit 2 when the format cannot list these rows: a command calls it before its work (a
+    query, reading files), and _emit again, so that no command renders what it cannot."""
+    from catalog.render import CHECKSUM_KEYS
+
+    if fmt in (OutputFormat.paths, OutputFormat.paths0) and "path" not in keys:
+        fail(f"--format {fmt} lists photo paths; use table, json, jsonl or csv here", 2)
+    digest = CHECKSUM_KEYS.get(fmt)
+    if digest is not None and not checksums:
+        fail(f"--format {fmt} lists files with their digests: use it with search or duplicates", 2)
+    if digest is not None and digest not in keys:
+        fail(f"--format {fmt} lists {digest} digests: add --hash {digest}", 2)
 
 
 @contextlib.contextmanager
@@ -661,6 +672,7 @@ def _summary(
     db: str | None,
 ) -> None:
     """A command that lists a summary of the catalog (devices, places, folders)."""
+    _check_output(fmt, keys)
     with open_db(db, query=True) as catalog, _answering():
         rows = rows_of(catalog)
     _emit(rows, fmt, keys, keys)
@@ -703,6 +715,8 @@ def duplicates(
     """
     from catalog import query
 
+    keys = (hash_with.value, "copies", "size", "path")
+    _check_output(fmt, keys, checksums=True)
     with open_db(db, query=True) as catalog, _answering():
         try:
             rows, unhashed = query.duplicates(catalog, hash_with.value, path)
@@ -714,7 +728,6 @@ def duplicates(
             "unreadable, or scanned with another --hash): their copies are not listed",
             err=True,
         )
-    keys = (hash_with.value, "copies", "size", "path")
     _emit(rows, fmt, keys, keys, checksums=True)
 
 
@@ -824,6 +837,7 @@ def verify(
     counts: Counter[str] = Counter()
     algorithm = hash_with.value
     keys = ("status", "path", algorithm, f"{algorithm}_now", "error")
+    _check_output(fmt, keys)
     with (
         open_db(db) as catalog,
         _answering(),

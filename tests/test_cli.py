@@ -680,6 +680,26 @@ def test_show_lists_the_xmp_packet_line_by_line_and_inert(library: Path, db: str
     assert out.strip() == "1"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "--full", "-f", "csv", "--sha256-from", "{tmp}/no-such-set"],
+        ["places", "-f", "paths0"],
+        ["devices", "-f", "b2sum"],
+        ["duplicates", "-f", "b2sum"],
+        ["verify", "-f", "sha256sum"],
+    ],
+)
+def test_an_output_a_command_cannot_give_is_refused_before_any_work(
+    args: list[str], tmp_path: Path
+) -> None:
+    """Before reading a hash set, opening the catalog or reading files: here neither exists."""
+    missing = tmp_path / "no-such-dir" / "c.db"
+    code, out, err = run(*[a.format(tmp=tmp_path) for a in args], "--db", str(missing))
+    assert (code, out) == (2, "") and "--format" in err, err
+    assert not missing.parent.exists()
+
+
 def test_show_gives_the_tag_listing_as_csv(scanned: str, library: Path) -> None:
     code, out, _ = run("show", library / "a.jpg", "--format", "json", "--db", scanned)
     tags = json.loads(out)["tags"]
