@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from fractions import Fraction
+from math import gcd as _gcd
 from typing import IO, Any
 
 from PIL import ExifTags, TiffTags
@@ -44,11 +45,21 @@ _ORDER = {"<": "little", ">": "big"}
 def _new_rational(numerator: int, denominator: int) -> IFDRational:
     """IFDRational(numerator, denominator) for two integers: the slots its __init__ sets, without
     its checks for other argument types, which cost half of it (a quarter of a photo's tags are
-    rationals). Used only where it gives what Pillow's own gives (checked below)."""
+    rationals); its Fraction made the same way (Fraction's own checks cost half of that). Used
+    only where it gives what Pillow's own gives (checked below)."""
     rational = _NEW(IFDRational)
     rational._numerator = numerator
     rational._denominator = denominator
-    rational._val = Fraction(numerator, denominator) if denominator else float("nan")
+    if denominator:
+        g = _gcd(numerator, denominator)
+        if denominator < 0:
+            g = -g
+        value = _NEW(Fraction)
+        value._numerator = numerator // g
+        value._denominator = denominator // g
+        rational._val = value
+    else:
+        rational._val = float("nan")
     return rational
 
 
@@ -57,11 +68,14 @@ def _slots(r: IFDRational) -> tuple[Any, ...]:
 
 
 _NEW = object.__new__
-_SAMPLES = ((1, 3), (-2, 4), (3, -9), (72, 1), (0, 1), (0, 0), (5, 0), (2**32 - 1, 7))
+_SAMPLES = (
+    (1, 3), (-2, 4), (3, -9), (-4, -6), (72, 1), (0, 1), (0, -5), (0, 0), (5, 0), (2**32 - 1, 7)
+)  # fmt: skip
 try:
-    _SAME = IFDRational.__slots__ == ("_numerator", "_denominator", "_val") and all(
-        _slots(_new_rational(*s)) == _slots(IFDRational(*s)) for s in _SAMPLES
-    )
+    _SAME = (
+        IFDRational.__slots__ == ("_numerator", "_denominator", "_val")
+        and Fraction.__slots__ == ("_numerator", "_denominator")
+    ) and all(_slots(_new_rational(*s)) == _slots(IFDRational(*s)) for s in _SAMPLES)
 except Exception:  # another Pillow's IFDRational
     _SAME = False
 _RATIONAL = _new_rational if _SAME else IFDRational
@@ -224,6 +238,7 @@ def _ifd(data: bytes, offset: int, group: int | None, endian: str) -> tuple[dict
     out: dict[int, Any] = {}
     total = 0
     order = _ORDER[endian]
+    enums = _ENUMS.get(group, ())
     from_bytes = int.from_bytes
     for tag, typ, n, inline in _ENTRY[endian].iter_unpack(data[start:end]):
         if tag in out:
@@ -246,7 +261,7 @@ def _ifd(data: bytes, offset: int, group: int | None, endian: str) -> tuple[dict
         else:
             continue
         if typ == 2:  # ASCII: one trailing NUL dropped, latin-1
-            if _spec(group, tag)[1]:  # Pillow would turn an enum name into its number
+            if tag in enums:  # Pillow would turn an enum name into its number
                 raise NotPlain
             out[tag] = (raw[:-1] if raw[-1] == 0 else raw).decode("latin-1", "replace")
             continue
@@ -255,6 +270,9 @@ def _ifd(data: bytes, offset: int, group: int | None, endian: str) -> tuple[dict
             continue
         if typ == 5 or typ == 10:
             nums = (_UNPACK.get((endian, typ, n)) or _unpacker(endian, typ, n))(raw)
+            if n == 1:
+                out[tag] = _RATIONAL(nums[0], nums[1])
+                continue
             values: Any = tuple([_RATIONAL(nums[i], nums[i + 1]) for i in range(0, 2 * n, 2)])
         elif typ in _FORMATS:
             values = (_UNPACK.get((endian, typ, n)) or _unpacker(endian, typ, n))(raw)
@@ -279,6 +297,13 @@ def _unpacker(endian: str, typ: int, n: int) -> Any:
     if n <= 16:  # a few array lengths recur; others (strip offsets...) are not worth keeping
         _UNPACK[(endian, typ, n)] = unpack
     return unpack
+
+
+# The tags whose text Pillow would turn into a number (an enum's name), by group, as _spec finds.
+_ENUMS = {
+    group: frozenset(tag for tag, info in table.items() if info.enum)
+    for group, table in ((None, TiffTags.TAGS_V2), *TiffTags.TAGS_V2_GROUPS.items())
+}
 
 
 def _spec(group: int | None, tag: int) -> tuple[int | None, bool]:

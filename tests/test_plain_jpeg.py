@@ -157,3 +157,65 @@ def test_any_bytes_as_an_xmp_packet_read_alike_and_safely(
         if tag.ifd == "XMP":
             assert "\0" not in tag.value and tag.value.strip()
             tag.value.encode("utf-8")  # strict: no lone surrogate
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator"),
+    [
+        (1, 3), (2, 4), (-2, 4), (3, -9), (-4, -6), (72, 1), (1, 250), (0, 1), (0, -5),
+        (0, 0), (5, 0), (-5, 0), (2**32 - 1, 7), (2**32 - 1, 2**32 - 1), (-(2**31), 2**31 - 1),
+        (2**31 - 1, -(2**31)),
+    ],
+)  # fmt: skip
+def test_a_rational_made_fast_is_pillows(numerator: int, denominator: int) -> None:
+    """The plain path's rationals (RATIONAL and SRATIONAL values, their Fraction made without
+    Fraction's own checks) behave as Pillow's own in every way a caller can see."""
+    from fractions import Fraction
+
+    from PIL.TiffImagePlugin import IFDRational
+
+    assert plain_jpeg._RATIONAL is plain_jpeg._new_rational  # the fast one is in use
+    fast, pillow = (
+        plain_jpeg._new_rational(numerator, denominator),
+        IFDRational(numerator, denominator),
+    )
+    assert type(fast) is IFDRational
+    assert (fast.numerator, fast.denominator) == (pillow.numerator, pillow.denominator)
+    assert type(fast._val) is type(pillow._val) and repr(fast) == repr(pillow)
+    if denominator:
+        expected = Fraction(numerator, denominator)
+        assert fast._val == expected and (fast._val.numerator, fast._val.denominator) == (
+            expected.numerator, expected.denominator,
+        )  # fmt: skip
+        assert fast == pillow and hash(fast) == hash(pillow) == hash(expected)
+        assert float(fast) == float(pillow) and fast < pillow + 1 and -fast == -pillow
+        assert fast.limit_rational(100) == pillow.limit_rational(100)
+    else:
+        assert fast != fast and pillow != pillow  # NaN, as Pillow's
+
+
+def test_the_enum_tags_are_those_pillow_looks_up() -> None:
+    """An ASCII value of a tag with an enum (Compression as text...) goes to Pillow, which turns
+    the name into its number: the plain path's set of those tags is what Pillow's tables say,
+    group by group, for every tag they hold."""
+    from PIL import TiffTags
+
+    groups = [(None, TiffTags.TAGS_V2), *TiffTags.TAGS_V2_GROUPS.items()]
+    assert {group for group, _ in groups} == set(plain_jpeg._ENUMS)
+    for group, table in groups:
+        for tag in set(table) | set(TiffTags.TAGS) | {0x8769, 0xFFFF}:
+            assert (tag in plain_jpeg._ENUMS[group]) == plain_jpeg._spec(group, tag)[1], tag
+    assert plain_jpeg._ENUMS[None]  # Compression, PhotometricInterpretation...
+
+
+def test_an_enum_tag_written_as_text_is_pillows_to_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_photo(tmp_path / "c.jpg", extra={0x0103: 6})  # Compression, a SHORT
+    short = b"\x01\x03\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00"  # big-endian IFD0 entry
+    data = path.read_bytes()
+    assert data.count(short) == 1
+    path.write_bytes(data.replace(short, b"\x01\x03\x00\x02\x00\x00\x00\x04JPG\x00"))  # as text
+    assert not takes_fast_path(path)
+    fast, slow = both_paths(path, monkeypatch)
+    assert fast == slow
