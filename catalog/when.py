@@ -137,15 +137,14 @@ def gps_time_offset(local: datetime, gps_utc: datetime) -> tuple[timedelta | Non
     gap = local - gps_utc
     quarters = round(gap / QUARTER_HOUR)
     offset = quarters * QUARTER_HOUR
-    stamp = f"GPS time {gps_utc.isoformat()}Z"
     if not MIN_OFFSET <= offset <= MAX_OFFSET:
         return None, (
-            f"{stamp} is {_signed(gap)} from the capture time, outside -12:00..+14:00:"
-            " not used for the UTC offset"
+            f"GPS time {gps_utc.isoformat()}Z is {_signed(gap)} from the capture time, outside"
+            " -12:00..+14:00: not used for the UTC offset"
         )
     if abs(gap - offset) > GPS_TOLERANCE:
         return None, (
-            f"{stamp} is {_signed(gap)} from the capture time, more than"
+            f"GPS time {gps_utc.isoformat()}Z is {_signed(gap)} from the capture time, more than"
             f" {GPS_TOLERANCE.seconds // 60} minutes off any quarter hour: not used for the UTC"
             " offset"
         )
@@ -205,15 +204,14 @@ def offset_in_zone(local: datetime, zone_name: str) -> tuple[timedelta | None, s
             f"{zone_name} had no standard UTC offset on {local.date().isoformat()}"
             " (local mean time): not used"
         )
-    when = local.isoformat()
     if back != local:
         return offset, (
-            f"{when} never happened in {zone_name} (clocks went forward):"
+            f"{local.isoformat()} never happened in {zone_name} (clocks went forward):"
             f" taken as {format_offset(offset)}, the offset before the change (fold=0)"
         )
     if other is not None and other != offset:
         return offset, (
-            f"{when} happened twice in {zone_name} (clocks went back):"
+            f"{local.isoformat()} happened twice in {zone_name} (clocks went back):"
             f" taken as the first, {format_offset(offset)} (fold=0)"
         )
     return offset, None
