@@ -33,6 +33,7 @@ extraction per thread at a time (use processes for parallelism).
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import logging
 import os
@@ -158,6 +159,7 @@ def _plain_jpeg(
             if plain.exif is not None:  # duck-types the Image.Exif that _read_exif reads
                 _read_exif(plain.exif, _ifd0_offset(plain.raw), len(plain.raw), record)
             _add_xmp(record, plain.xmp)
+            _add_extended_xmp(record, plain.xmp_extension)
             return record
     except Exception:
         return None
@@ -259,6 +261,10 @@ def _extract(path: str | os.PathLike[str], record: PhotoRecord) -> None:
         if exif is not None:
             _read_exif(exif, ifd0_offset, data_size, record)
         _add_xmp(record, im.info.get("xmp"))  # JPEG's APP1, PNG's iTXt, WebP's chunk, TIFF's tag
+        if record.format in ("JPEG", "MPO"):
+            applist = getattr(im, "applist", ())
+            extension = [s for m, s in applist if m == "APP1" and s.startswith(XMP_EXTENSION)]
+            _add_extended_xmp(record, extension)
         if isinstance(im, TiffImageFile):
             _tiff_raw(path, fp, head, im.tag_v2 if exif is None else exif, record)
 
@@ -781,12 +787,15 @@ def _read_exif(
 XMP_TAG = 0x02BC  # TIFF's XMLPacket: the number the XMP entry of the listing takes too
 
 
-def _add_xmp(record: PhotoRecord, packet: object) -> None:
+def _add_xmp(
+    record: PhotoRecord, packet: object, name: str = "XMLPacket", what: str = "XMP packet"
+) -> None:
     """The file's XMP packet, whole, as the last entry of the tag listing ("XMP", 700,
     "XMLPacket"), whatever the container held it in (an IFD0 XMLPacket entry is summarised by
     its length). UTF-8, or UTF-16/32 as its first bytes say; bytes that are not are shown as
     U+FFFD and NUL characters inside are left out (a database text holds none), each with a
-    warning; NULs that end it (a C string's terminator, as HEIF writers leave) are dropped."""
+    warning; NULs that end it (a C string's terminator, as HEIF writers leave) are dropped.
+    `name` and `what`: the entry's name and the warnings' word for it (_add_extended_xmp)."""
     if isinstance(packet, tuple) and len(packet) == 1:  # a TIFF tag typed as one value
         packet = packet[0]
     if isinstance(packet, bytes):
@@ -795,24 +804,86 @@ def _add_xmp(record: PhotoRecord, packet: object) -> None:
             text = packet.decode(codec)
         except UnicodeDecodeError:
             text = packet.decode(codec, "replace")
-            add_warning(
-                record, f"XMP packet ({len(packet)} bytes) is not {codec}: shown with U+FFFD"
-            )
+            add_warning(record, f"{what} ({len(packet)} bytes) is not {codec}: shown with U+FFFD")
     elif isinstance(packet, str):  # PNG's iTXt, decoded by Pillow
         text = packet
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: no database text or JSON holds them
             text = text.encode("utf-8", "replace").decode("utf-8")
-            add_warning(record, "XMP packet is not valid Unicode: shown with ?")
+            add_warning(record, f"{what} is not valid Unicode: shown with ?")
     else:
         return
     text = text.rstrip("\0")
     if "\0" in text:
         text = text.replace("\0", "")
-        add_warning(record, "XMP packet holds NUL characters: left out of the listing")
+        add_warning(record, f"{what} holds NUL characters: left out of the listing")
     if text.strip():
-        record.tags.append(RawTag("XMP", XMP_TAG, "XMLPacket", text))
+        record.tags.append(RawTag("XMP", XMP_TAG, name, text))
+
+
+XMP_EXTENSION = plain_jpeg.XMP_EXTENSION  # what an extended XMP segment starts with
+# The main packet names its extension by the MD5 of it, in hex: as an attribute or an element.
+_HAS_EXTENDED_XMP = re.compile(r"HasExtendedXMP\s*(?:=\s*[\"']|>)\s*([0-9A-Fa-f]{32})\b")
+
+
+def _add_extended_xmp(record: PhotoRecord, segments: list[bytes]) -> None:
+    """A JPEG's extended XMP, after its packet in the listing as ("XMP", 700, "ExtendedXMP").
+
+    A packet too large for one APP1 segment (64 KB) continues in segments of its own (XMP part
+    3): each the extension's name, the GUID, the whole's length and this part's offset (4 bytes
+    each, big-endian), then the part. The main packet names the GUID (xmpNote:HasExtendedXMP),
+    which is the MD5 of the whole. Only that GUID's segments are read, as ExifTool reads them;
+    the parts are put together by offset and listed only when they make the whole, exactly:
+    segments of another GUID or none named, parts missing or overlapping, a GUID named with no
+    segment, and a whole whose MD5 is not its GUID (listed all the same) are warnings."""
+    packet = next((t.value for t in record.tags if t.ifd == "XMP" and t.name == "XMLPacket"), "")
+    named = _HAS_EXTENDED_XMP.search(packet)
+    guid = named.group(1).upper() if named else None
+    parts: dict[str, set[tuple[int, int, bytes]]] = {}
+    short = 0
+    for segment in segments:
+        body = segment[len(XMP_EXTENSION) :]
+        if len(body) < 40:
+            short += 1
+            continue
+        key = body[:32].decode("latin-1").upper()
+        full, offset = int.from_bytes(body[32:36], "big"), int.from_bytes(body[36:40], "big")
+        parts.setdefault(key, set()).add((offset, full, body[40:]))  # a repeated segment: once
+    if short:
+        add_warning(record, f"{short} extended XMP segment(s) too short to hold a part: ignored")
+    others = sum(len(p) for key, p in parts.items() if key != guid)
+    if others:
+        which = f"another GUID than {guid}, which" if guid else "a GUID"
+        add_warning(
+            record,
+            f"{others} extended XMP segment(s) of {which} the XMP packet does not name: not read",
+        )
+    if guid is None:
+        return
+    mine = sorted(parts.get(guid, ()))
+    if not mine:
+        add_warning(record, f"the XMP packet names extended XMP {guid}, not in the file")
+        return
+    full = mine[0][1]
+    at = 0
+    for offset, length, part in mine:
+        if offset != at or length != full:
+            break
+        at += len(part)
+    else:
+        if at == full:
+            whole = b"".join(part for _, _, part in mine)
+            digest = hashlib.md5(whole, usedforsecurity=False).hexdigest().upper()
+            if digest != guid:
+                add_warning(record, f"extended XMP {guid}: its MD5 is {digest}, not its GUID")
+            _add_xmp(record, whole, "ExtendedXMP", "extended XMP")
+            return
+    add_warning(
+        record,
+        f"extended XMP {guid}: its {len(mine)} part(s) do not make its {full} bytes exactly"
+        " (missing, overlapping or of another length): not read",
+    )
 
 
 # XMP's own rule for its encoding: the packet starts with "<", so its first bytes say which.

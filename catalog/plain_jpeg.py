@@ -87,16 +87,24 @@ class NotPlain(Exception):
 
 
 class PlainJpeg:
-    __slots__ = ("exif", "height", "raw", "width", "xmp")
+    __slots__ = ("exif", "height", "raw", "width", "xmp", "xmp_extension")
 
     def __init__(
-        self, width: int, height: int, raw: bytes, exif: PlainExif | None, xmp: bytes | None
+        self,
+        width: int,
+        height: int,
+        raw: bytes,
+        exif: PlainExif | None,
+        xmp: bytes | None,
+        xmp_extension: list[bytes],
     ) -> None:
         self.width, self.height, self.raw, self.exif = width, height, raw, exif
         self.xmp = xmp  # the XMP packet, as Pillow's info["xmp"] holds it
+        self.xmp_extension = xmp_extension  # extended XMP's APP1 segments, as in Pillow's applist
 
 
 _XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"  # extended XMP (extract.py)
 
 
 def read(fp: IO[bytes]) -> PlainJpeg | None:
@@ -116,6 +124,7 @@ def _read(fp: IO[bytes]) -> PlainJpeg:
     size: tuple[int, int] | None = None
     raw: bytes | None = None
     xmp: bytes | None = None
+    extension: list[bytes] = []
     while True:
         marker = fp.read(4)
         if len(marker) < 4 or marker[0] != 0xFF:
@@ -150,6 +159,8 @@ def _read(fp: IO[bytes]) -> PlainJpeg:
                 if xmp is not None:  # Pillow keeps the last one
                     raise NotPlain
                 xmp = s[len(_XMP_APP1) :]
+            elif kind == 0xE1 and s.startswith(XMP_EXTENSION):
+                extension.append(s)
             elif kind == 0xE2 and s.startswith(b"MPF\x00"):  # MPO: Pillow's format rules
                 raise NotPlain
             elif len(s) < 7 and s.startswith(b"JFIF" if kind == 0xE0 else b"Adobe"):
@@ -161,8 +172,8 @@ def _read(fp: IO[bytes]) -> PlainJpeg:
     if size is None or size[0] <= 0 or size[1] <= 0:
         raise NotPlain
     if raw is None:
-        return PlainJpeg(size[0], size[1], b"", None, xmp)
-    return PlainJpeg(size[0], size[1], raw, PlainExif(raw), xmp)
+        return PlainJpeg(size[0], size[1], b"", None, xmp, extension)
+    return PlainJpeg(size[0], size[1], raw, PlainExif(raw), xmp, extension)
 
 
 def _check_dqt(s: bytes) -> None:

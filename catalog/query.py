@@ -175,6 +175,7 @@ def _end(after: Callable[[], datetime]) -> datetime:
 
 
 DEFAULT_WITHIN_M = 1000.0
+XMP_ENTRIES = ("XMLPacket", "ExtendedXMP")  # the listing's XMP entries (catalog.extract)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +353,7 @@ class Filter:
     sha256_not_in: frozenset[str] | None = None  # known files to leave out; unhashed ones stay
     blake2b_not_in: frozenset[str] | None = None
     tag: TagMatch | None = None  # a tag of the listing (raw_tags), by name and value
-    xmp: str | None = None  # text the XMP packet contains (* ? wildcards)
+    xmp: str | None = None  # text the XMP packet or its extension contains (* ? wildcards)
     iso: Between | None = None
     f_number: Between | None = None
     focal_length: Between | None = None
@@ -523,8 +524,9 @@ def _conditions(f: Filter) -> list[ColumnElement[bool]]:
             conds.append(or_(column.is_(None), _Listed(column, unlisted, negate=True)))
     if f.tag is not None:
         conds.append(_Tagged(f.tag))
-    if f.xmp is not None:  # the XMP packet is the listing's entry XMP:XMLPacket (extract)
-        conds.append(_Tagged(TagMatch("XMLPacket", f"*{_unicode(f.xmp)}*", "XMP")))
+    if f.xmp is not None:  # the listing's entries XMP:XMLPacket and XMP:ExtendedXMP (extract)
+        text = f"*{_unicode(f.xmp)}*"
+        conds.append(or_(*(_Tagged(TagMatch(name, text, "XMP")) for name in XMP_ENTRIES)))
     for key, column in RANGES.items():
         between: Between | None = getattr(f, key)
         if between is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -69,11 +72,26 @@ def make_photo(
     return path
 
 
-def with_xmp(source: Path, *packets: bytes) -> bytes:
-    """The JPEG `source`'s bytes with an XMP APP1 segment for each packet, right after its SOI."""
+def with_xmp(source: Path, *packets: bytes, extension: Sequence[bytes] = ()) -> bytes:
+    """The JPEG `source`'s bytes with an XMP APP1 segment for each packet, right after its SOI,
+    then an APP1 segment for each of `extension` (extended_xmp's segments)."""
     data = source.read_bytes()
-    segments = b"".join(
-        b"\xff\xe1" + (31 + len(p)).to_bytes(2, "big") + b"http://ns.adobe.com/xap/1.0/\x00" + p
-        for p in packets
-    )
+    payloads = [b"http://ns.adobe.com/xap/1.0/\x00" + p for p in packets] + list(extension)
+    segments = b"".join(b"\xff\xe1" + (2 + len(p)).to_bytes(2, "big") + p for p in payloads)
     return data[:2] + segments + data[2:]
+
+
+def extended_xmp(
+    whole: bytes, cuts: Sequence[int] = (), guid: str | None = None, full: int | None = None
+) -> tuple[str, list[bytes]]:
+    """(GUID, APP1 payloads) of an extended XMP `whole` cut at `cuts` (offsets), as XMP part 3
+    writes it: each payload its name, the GUID (the MD5 of `whole`, unless given), the whole's
+    length (`full`, unless given) and the part's offset, then the part."""
+    guid = guid or hashlib.md5(whole).hexdigest().upper()
+    full = len(whole) if full is None else full
+    bounds = [0, *cuts, len(whole)]
+    return guid, [
+        b"http://ns.adobe.com/xmp/extension/\x00" + guid.encode() + full.to_bytes(4, "big")
+        + start.to_bytes(4, "big") + whole[start:end]
+        for start, end in itertools.pairwise(bounds)
+    ]  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import BACKEND, Scanned, engine_for, sqlite_only
 from corpus import BROKEN, IMAGES, truth
-from photos import make_photo, with_xmp
+from photos import extended_xmp, make_photo, with_xmp
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -678,6 +678,37 @@ def test_show_lists_the_xmp_packet_line_by_line_and_inert(library: Path, db: str
     assert (code, out) == (0, f"{photo}\n")
     code, out, _ = run("search", "xmp:*", "--count", "--db", db)
     assert out.strip() == "1"
+
+
+def test_show_and_search_read_the_extended_xmp(library: Path, db: str) -> None:
+    """The extended XMP is shown after the packet, line by line and inert as the packet is, and
+    --xmp finds text that only it holds."""
+    whole = (
+        b'<x:xmpmeta>\n <rdf:Description photoshop:DocumentAncestors="did:1 did:2"/>\n'
+        b" \x1b[2J\n</x:xmpmeta>"
+    )
+    guid, segments = extended_xmp(whole, cuts=(20,))
+    photo = library / "ext.jpg"
+    packet = f'<x:xmpmeta xmpNote:HasExtendedXMP="{guid}"/>'.encode()
+    photo.write_bytes(with_xmp(library / "a.jpg", packet, extension=segments))
+    assert run("scan", library, "--db", db)[0] == 0
+    code, out, _ = run("show", photo, "--db", db)
+    assert code == 0 and "\x1b" not in out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("[XMP] ExtendedXMP"))
+    assert lines[at - 1].startswith("[XMP] XMLPacket") and lines[at].endswith(" : <x:xmpmeta>")
+    indent = lines[at].index(" : ") + 3
+    assert [line[indent:] for line in lines[at + 1 : at + 4]] == [
+        ' <rdf:Description photoshop:DocumentAncestors="did:1 did:2"/>',
+        " \\x1b[2J",
+        "</x:xmpmeta>",
+    ]
+    code, out, _ = run("show", photo, "-f", "json", "--db", db)
+    assert json.loads(out)["tags"][-1] == {
+        "ifd": "XMP", "id": 700, "name": "ExtendedXMP", "value": whole.decode(),
+    }  # fmt: skip
+    code, out, _ = run("search", "--xmp", "did:2", "-f", "paths", "--db", db)
+    assert (code, out) == (0, f"{photo}\n")
 
 
 @pytest.mark.parametrize(

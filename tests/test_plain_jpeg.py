@@ -12,7 +12,7 @@ import pytest
 from corpus import BROKEN, IMAGES, require_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from photos import make_photo, with_xmp
+from photos import extended_xmp, make_photo, with_xmp
 
 from catalog import extract as extract_module
 from catalog import plain_jpeg
@@ -219,3 +219,107 @@ def test_an_enum_tag_written_as_text_is_pillows_to_read(
     assert not takes_fast_path(path)
     fast, slow = both_paths(path, monkeypatch)
     assert fast == slow
+
+
+_WHOLE = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description'
+    b' photoshop:DocumentAncestors="' + b"xmp.did:0123456789abcdef " * 40 + b'"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+def _packet(guid: str, element: bool = False) -> bytes:
+    note = (
+        f"<xmpNote:HasExtendedXMP>{guid}</xmpNote:HasExtendedXMP>"
+        if element
+        else f'<rdf:Description xmpNote:HasExtendedXMP="{guid}"/>'
+    )
+    return f"<x:xmpmeta>{note}</x:xmpmeta>".encode()
+
+
+def _extended_cases() -> dict[str, tuple[bytes, list[bytes], str | None, str | None]]:
+    """name -> (packet, extension segments, the ExtendedXMP entry listed or None, a warning's
+    words or None)."""
+    text = _WHOLE.decode()
+    guid, parts = extended_xmp(_WHOLE, cuts=(300, 700))
+    _, lone = extended_xmp(_WHOLE)
+    other, others = extended_xmp(b"<x:xmpmeta>another</x:xmpmeta>")
+    bad = _WHOLE.replace(b"0123", b"\xff\xfe\x00\x00")
+    bad_guid, bad_parts = extended_xmp(bad)
+    return {
+        "in three parts": (_packet(guid), parts, text, None),
+        "its parts out of order": (_packet(guid), parts[::-1], text, None),
+        "a part twice": (_packet(guid), [*parts, parts[1]], text, None),
+        "the GUID named in an element": (_packet(guid, element=True), lone, text, None),
+        "a part missing": (_packet(guid), [parts[0], parts[2]], None, "do not make its"),
+        "parts overlapping": (
+            _packet(guid), extended_xmp(_WHOLE, cuts=(300,))[1] + parts[1:], None,
+            "do not make its",
+        ),
+        "another GUID's segments": (_packet(guid), others, None, "does not name: not read"),
+        "segments the packet does not name": (
+            b"<x:xmpmeta/>", parts, None, "of a GUID the XMP packet does not name",
+        ),
+        "a GUID named, no segment": (_packet(guid), [], None, "not in the file"),
+        "an MD5 that is not the GUID": (
+            _packet(other), extended_xmp(_WHOLE, guid=other)[1], text, "its MD5 is",
+        ),
+        "a length of 4 GB": (
+            _packet(guid), extended_xmp(_WHOLE, guid=guid, full=2**32 - 1)[1], None,
+            "do not make its 4294967295 bytes",
+        ),
+        "a segment too short": (_packet(guid), [parts[0][:60], *parts], text, "too short"),
+        "bytes that are not UTF-8": (
+            _packet(bad_guid), bad_parts, bad.decode("utf-8", "replace").replace("\0", ""),
+            "is not utf-8",
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(_extended_cases()))
+def test_extended_xmp_is_read_whole_or_said(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JPEG's extended XMP (segments of its own, named by the GUID the packet gives) is
+    listed after the packet when its parts make it whole, by both paths alike; anything else
+    is a warning, and the rest of the record is read as ever."""
+    packet, segments, listed, warned = _extended_cases()[case]
+    path = tmp_path / "x.jpg"
+    path.write_bytes(with_xmp(make_photo(tmp_path / "src.jpg"), packet, extension=segments))
+    assert takes_fast_path(path)
+    fast, slow = both_paths(path, monkeypatch)
+    assert fast == slow and fast.error is None and fast.model == "Canon EOS 5D"
+    entries = [(t.name, t.value) for t in fast.tags if t.ifd == "XMP"]
+    assert entries[0] == ("XMLPacket", packet.decode())
+    assert entries[1:] == ([] if listed is None else [("ExtendedXMP", listed)])
+    said = [w for w in fast.warnings if "extended XMP" in w]
+    assert (said != []) == (warned is not None), said
+    assert warned is None or any(warned in w for w in said), said
+
+
+@settings(
+    derandomize=True, database=None, max_examples=150,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)  # fmt: skip
+@given(
+    tails=st.lists(st.binary(max_size=80), max_size=4),
+    named=st.booleans(),
+)
+def test_any_extended_xmp_segments_read_alike_and_safely(
+    tails: list[bytes], named: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the extension segments hold after their name (a GUID or not, any lengths and
+    offsets): no error, both paths alike, and any ExtendedXMP entry is text a database holds."""
+    source = tmp_path / "src.jpg"
+    if not source.exists():
+        make_photo(source)
+    guid = "0" * 32
+    segments = [plain_jpeg.XMP_EXTENSION + guid.encode()[: len(t) % 33] + t for t in tails]
+    path = tmp_path / "x.jpg"
+    path.write_bytes(with_xmp(source, _packet(guid) if named else b"<x/>", extension=segments))
+    fast, slow = both_paths(path, monkeypatch)
+    assert fast == slow and fast.error is None
+    for tag in fast.tags:
+        if tag.name == "ExtendedXMP":
+            assert "\0" not in tag.value
+            tag.value.encode("utf-8")

@@ -350,19 +350,27 @@ def test_tag_values_are_matched_as_written(tmp_path: Path, db: str) -> None:
 
 
 def test_xmp_text_finds_exactly_the_packets_holding_it(corpus_db: Scanned) -> None:
-    """--xmp: the photos whose XMP packet (the listing's XMP:XMLPacket, extract's) holds the
-    text, in any case, against Python's reading of the stored packets."""
+    """--xmp: the photos whose XMP packet or extended XMP (the listing's XMP:XMLPacket and
+    XMP:ExtendedXMP, extract's) holds the text, in any case, against Python's reading of the
+    stored entries."""
+    entries: dict[str, list[str]] = {}
     with corpus_db.open() as catalog:
-        packets = {
-            d["path"].rsplit("/", 1)[1]: t["value"].lower()
-            for d in query.details(catalog, Filter())
-            for t in d["tags"]
-            if t["ifd"] == "XMP"
-        }
+        for d in query.details(catalog, Filter()):
+            for t in d["tags"]:
+                if t["ifd"] == "XMP":
+                    entries.setdefault(d["path"].rsplit("/", 1)[1], []).append(t["value"].lower())
+    packets = {n: v[0] for n, v in entries.items()}
     assert len(packets) >= 50
-    for text in ("Blue Square", "PHOTOSHOP", "dc:subject", "xmpMM:History", "rdf:li>XMP<", "%_"):
-        want = {n for n, p in packets.items() if text.lower() in p}
+    extended = {n for n, v in entries.items() if len(v) == 2}
+    assert "pillow__Tests__images__ultrahdr.jpg" in extended  # its HDR+ maker note
+    for text in (
+        "Blue Square", "PHOTOSHOP", "dc:subject", "xmpMM:History", "rdf:li>XMP<", "%_",
+        "HdrPlusMakernote", "GCamera",
+    ):  # fmt: skip
+        want = {n for n, v in entries.items() if any(text.lower() in e for e in v)}
         assert found(corpus_db, Filter(xmp=text)) == want, text
+    only_extended = {n for n in extended if "hdrplusmakernote" not in packets[n]}
+    assert only_extended and only_extended <= found(corpus_db, Filter(xmp="HdrPlusMakernote"))
     assert found(corpus_db, Filter(xmp="Blue Square Test File")) == {
         "exifsamples__jpg__xmp__BlueSquare.jpg"
     }
