@@ -837,7 +837,10 @@ def _add_extended_xmp(record: PhotoRecord, segments: list[bytes]) -> None:
     the parts are put together by offset and listed only when they make the whole, exactly:
     segments of another GUID or none named, parts missing or overlapping, a GUID named with no
     segment, and a whole whose MD5 is not its GUID (listed all the same) are warnings."""
-    packet = next((t.value for t in record.tags if t.ifd == "XMP" and t.name == "XMLPacket"), "")
+    last = record.tags[-1] if record.tags else None  # the packet, if any (_add_xmp, just before)
+    packet = last.value if last is not None and last.ifd == "XMP" else ""
+    if not packet and not segments:  # most photos: nothing to read, nothing to say
+        return
     named = _HAS_EXTENDED_XMP.search(packet)
     guid = named.group(1).upper() if named else None
     parts: dict[str, set[tuple[int, int, bytes]]] = {}
