@@ -184,11 +184,12 @@ def _check_dqt(s: bytes) -> None:
         s = s[n:]
 
 
-class PlainExif:
+class PlainExif(dict[int, Any]):
     """An EXIF block parsed eagerly, with the interface extract._read_exif uses of Image.Exif:
-    dict(exif) for IFD0, get_ifd(tag) for the Exif, GPS, Interop IFDs and IFD1, `endian`."""
+    dict(exif) for IFD0 (a dict itself, copied in one call), get_ifd(tag) for the Exif, GPS,
+    Interop IFDs and IFD1, `endian`."""
 
-    __slots__ = ("_ifd0", "_ifds", "endian")
+    __slots__ = ("_ifds", "endian")
 
     def __init__(self, raw: bytes) -> None:
         data = raw[6:]
@@ -202,14 +203,15 @@ class PlainExif:
             raise NotPlain
         (first,) = struct.unpack_from(self.endian + "L", data, 4)
         size = len(raw)  # extract._read_exif measures pointers against the block with prefix
-        self._ifd0, following = _ifd(data, first, None, self.endian)
+        ifd0, following = _ifd(data, first, None, self.endian)
+        self.update(ifd0)
         self._ifds: dict[int, dict[int, Any]] = {}
         seen = {first}
-        for tag, parent in ((_IFD_EXIF, self._ifd0), (_IFD_GPS, self._ifd0)):
-            self._sub(data, tag, parent, seen, size)
+        for tag in (_IFD_EXIF, _IFD_GPS):
+            self._sub(data, tag, ifd0, seen, size)
         if _IFD_EXIF in self._ifds:
             self._sub(data, _IFD_INTEROP, self._ifds[_IFD_EXIF], seen, size)
-        if following and self._ifd0:
+        if following and ifd0:
             if following in seen:
                 raise NotPlain
             self._ifds[_IFD_1], _ = _ifd(data, following, None, self.endian)
@@ -222,15 +224,6 @@ class PlainExif:
             raise NotPlain  # extract warns about these: let the Pillow path say it
         seen.add(pointer)
         self._ifds[tag], _ = _ifd(data, pointer, tag, self.endian)
-
-    def keys(self) -> Any:
-        return self._ifd0.keys()
-
-    def __getitem__(self, tag: int) -> Any:
-        return self._ifd0[tag]
-
-    def __len__(self) -> int:
-        return len(self._ifd0)
 
     def get_ifd(self, tag: int) -> dict[int, Any]:
         return self._ifds.get(tag, {})
