@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import (
@@ -48,6 +48,7 @@ from catalog.record import FileEntry, PhotoRecord, tags_json
 from catalog.urls import database_url
 
 BUSY_TIMEOUT_MS = 60_000
+_T = TypeVar("_T")
 READ_BY = f"photocat {__version__}"  # each photo row says which photocat read its file
 WRITE = {"photocat_write": True}
 ROOTS_LOCK = 7306540  # PostgreSQL advisory lock: see Catalog.writing
@@ -470,17 +471,21 @@ class Catalog:
         # SQLAlchemy run one statement per row on SQLite (3x slower for the whole batch).
         _executemany(conn, stmt, rows)
         ids = _photo_ids(conn, rows)
-        conn.execute(delete(t.gps_positions).where(t.gps_positions.c.photo_id.in_(ids)))
-        conn.execute(delete(t.raw_tags).where(t.raw_tags.c.photo_id.in_(ids)))
+        # A photo's GPS and listing rows are replaced by upserts on its id (a photo read again
+        # keeps its id), and deleted only where the photo has no position now: no statement
+        # that lists every id of the batch (~2 ms of SQLAlchemy's work a thousand ids).
         gps = [_gps_row(pid, e.record) for pid, e in zip(ids, entries, strict=True)]
-        gps = [g for g in gps if g is not None]
-        if gps:
-            _executemany(conn, _insert(conn, t.gps_positions), gps)
+        placed = [g for g in gps if g is not None]
+        unplaced = [pid for pid, g in zip(ids, gps, strict=True) if g is None]
+        for chunk in _chunks(unplaced, 500):
+            conn.execute(delete(t.gps_positions).where(t.gps_positions.c.photo_id.in_(chunk)))
+        if placed:
+            _executemany(conn, _replacing(conn, t.gps_positions), placed)
         tags = [
             {"photo_id": pid, "tags": tags_json(e.record) if e.tags_json is None else e.tags_json}
             for pid, e in zip(ids, entries, strict=True)
         ]
-        _executemany(conn, _insert(conn, t.raw_tags), tags)
+        _executemany(conn, _replacing(conn, t.raw_tags), tags)
 
     def remove(self, root_id: int, rel_paths: Iterable[str]) -> int:
         """Forget files that are gone. Returns how many rows went."""
@@ -798,6 +803,13 @@ def _insert(conn: Connection, table: Table) -> Any:
     return insert(table)
 
 
+def _replacing(conn: Connection, table: Table) -> Any:
+    """An insert into a table keyed by photo_id that replaces the photo's row if it has one."""
+    ins = _insert(conn, table)
+    keep = {c.name: ins.excluded[c.name] for c in table.columns if c.name != "photo_id"}
+    return ins.on_conflict_do_update(index_elements=["photo_id"], set_=keep)
+
+
 def _executemany(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> int:
     """conn.execute(stmt, rows) for a large batch of rows with the same keys, minus most of
     SQLAlchemy's per-row work (half of a scan's writer CPU): the statement is compiled once and
@@ -910,7 +922,7 @@ def reason(exc: DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
 
 
-def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+def _chunks(items: list[_T], n: int) -> Iterator[list[_T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
 

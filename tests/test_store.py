@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,6 +157,39 @@ def test_upsert_is_idempotent_and_keeps_identity(catalog: Catalog) -> None:
         assert conn.execute(select(func.count()).select_from(Device)).scalar() == 1
         assert conn.execute(select(func.count()).select_from(GpsPosition)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(RawTags)).scalar() == 2
+
+
+def test_a_photo_read_again_has_its_position_and_listing_replaced(catalog: Catalog) -> None:
+    """Re-read in a later batch (with others), a photo keeps one GPS row and one listing: the
+    new ones; a photo whose position is gone has none; its neighbours' rows are untouched."""
+    root = catalog.root_id("/photos")
+    assert root is not None
+    catalog.upsert(
+        [
+            entry(root, "a.jpg", make="Canon", latitude=1.0, longitude=2.0),
+            entry(root, "b.jpg", make="NIKON", latitude=5.0, longitude=6.0),
+            entry(root, "c.jpg", make="Sony", latitude=7.0, longitude=8.0),
+        ]
+    )
+    catalog.upsert(
+        [
+            entry(root, "a.jpg", make="Leica", latitude=3.0, longitude=4.0),
+            entry(root, "c.jpg", make="Sony"),  # its position gone
+            entry(root, "d.jpg", make="Pentax", latitude=9.0, longitude=1.0),
+        ]
+    )
+    with catalog.engine.connect() as conn:
+        ids = dict(conn.execute(select(Photo.rel_path, Photo.id)).all())
+        gps = {
+            r.photo_id: (r.latitude, r.longitude)
+            for r in conn.execute(select(GpsPosition.photo_id, GpsPosition.latitude,
+                                         GpsPosition.longitude))
+        }  # fmt: skip
+        listings = dict(conn.execute(select(RawTags.photo_id, RawTags.tags)).all())
+    assert gps == {ids["a.jpg"]: (3.0, 4.0), ids["b.jpg"]: (5.0, 6.0), ids["d.jpg"]: (9.0, 1.0)}
+    assert {rel: json.loads(listings[i])[0][3] for rel, i in ids.items()} == {
+        "a.jpg": "Leica", "b.jpg": "NIKON", "c.jpg": "Sony", "d.jpg": "Pentax",
+    }  # fmt: skip
 
 
 def test_the_devices_of_a_batch_are_stored_once_each_and_referenced(
