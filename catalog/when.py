@@ -105,16 +105,12 @@ def resolve(
         elif problem:
             warnings.append(problem)
     if captured_at is not None and zone is not None:
-        zone_offset, problem = offset_in_zone(captured_at, zone)
+        zone_offset, problem, both = _in_zone(captured_at, zone)
         if offset is None and zone_offset is not None:
             offset, source = zone_offset, "gps_zone"
             if problem:
                 warnings.append(problem)
-        elif (
-            offset is not None
-            and zone_offset is not None
-            and offset not in _offsets(captured_at, zone)
-        ):
+        elif offset is not None and zone_offset is not None and offset not in both:
             what = tag_name if source == "offset_tag" else "the GPS clock"
             warnings.append(
                 f"offset {format_offset(offset)} from {what} differs from {zone}"
@@ -188,33 +184,43 @@ def offset_in_zone(local: datetime, zone_name: str) -> tuple[timedelta | None, s
     Times in a daylight-saving fold (they happened twice) or gap (they never happened) take the
     offset before the change (fold=0) and say so. Offsets that are no whole minute (local mean
     time, before a country adopted standard time) are not used."""
+    offset, problem, _ = _in_zone(local, zone_name)
+    return offset, problem
+
+
+def _in_zone(
+    local: datetime, zone_name: str
+) -> tuple[timedelta | None, str | None, set[timedelta | None]]:
+    """offset_in_zone's answer, and both offsets the time can have there (two in a fold), which
+    resolve checks another offset against."""
     try:
         zone = _zone(zone_name)
     except Exception:
-        return None, f"time zone {zone_name} is missing from this machine's zone database"
+        return None, f"time zone {zone_name} is missing from this machine's zone database", set()
     try:
         first = local.replace(tzinfo=zone, fold=0)
         offset = first.utcoffset()
         other = local.replace(tzinfo=zone, fold=1).utcoffset()
         back = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
     except (OverflowError, ValueError):
-        return None, None
+        return None, None, set()
+    both = {offset, other}
     if offset is None or offset % timedelta(minutes=1):
         return None, (
             f"{zone_name} had no standard UTC offset on {local.date().isoformat()}"
             " (local mean time): not used"
-        )
+        ), both  # fmt: skip
     if back != local:
         return offset, (
             f"{local.isoformat()} never happened in {zone_name} (clocks went forward):"
             f" taken as {format_offset(offset)}, the offset before the change (fold=0)"
-        )
+        ), both  # fmt: skip
     if other is not None and other != offset:
         return offset, (
             f"{local.isoformat()} happened twice in {zone_name} (clocks went back):"
             f" taken as the first, {format_offset(offset)} (fold=0)"
-        )
-    return offset, None
+        ), both  # fmt: skip
+    return offset, None, both
 
 
 _ZONES: dict[str, ZoneInfo] = {}
@@ -227,12 +233,6 @@ def _zone(name: str) -> ZoneInfo:
     if zone is None:
         zone = _ZONES[name] = ZoneInfo(name)
     return zone
-
-
-def _offsets(local: datetime, zone_name: str) -> set[timedelta | None]:
-    """Both offsets a wall-clock time can have in a zone (two in a daylight-saving fold)."""
-    zone = _zone(zone_name)
-    return {local.replace(tzinfo=zone, fold=fold).utcoffset() for fold in (0, 1)}
 
 
 # --- offsets as text -----------------------------------------------------------------------------
