@@ -33,6 +33,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -238,6 +239,7 @@ def _zone(name: str) -> ZoneInfo:
 # --- offsets as text -----------------------------------------------------------------------------
 
 
+@cache  # a few dozen offsets recur in a library (whole minutes, within a day either way)
 def format_offset(offset: timedelta) -> str:
     """timedelta -> "+05:45" / "-03:30" / "+00:00"."""
     minutes = round(offset.total_seconds() / 60)
