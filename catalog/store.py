@@ -855,9 +855,16 @@ def _faster(process: Any) -> Any:
     text in a third of that. Used only where the two agree (checked on every batch); any other
     value still goes through SQLAlchemy's."""
 
+    last: list[Any] = [None, None]  # this column's last datetime and its text: a batch's
+    # first_seen and last_scanned are one stamp for every row
+
     def fast(value: Any) -> Any:
+        if value is last[0]:
+            return last[1]
         if type(value) is datetime and value.tzinfo is None:
-            return value.isoformat(" ", "microseconds")
+            text = value.isoformat(" ", "microseconds")
+            last[0], last[1] = value, text
+            return text
         return process(value)
 
     try:
