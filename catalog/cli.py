@@ -276,9 +276,9 @@ def search(
         str | None,
         typer.Option(
             metavar="TEXT",
-            help="Photos whose XMP packet contains TEXT (case-insensitive; * ? wildcards): a"
-            " keyword, a title, an editor in its history. Reads every packet the other filters"
-            " leave.",
+            help="Photos whose XMP packet (or a JPEG's extended XMP) contains TEXT"
+            " (case-insensitive; * ? wildcards): a keyword, a title, an editor in its history."
+            " Reads every packet the other filters leave.",
         ),
     ] = None,
     file_type: Annotated[
