@@ -192,6 +192,57 @@ def test_a_photo_read_again_has_its_position_and_listing_replaced(catalog: Catal
     }  # fmt: skip
 
 
+def test_two_writers_upserting_the_same_photos_leave_each_whole(catalog: Catalog, db: str) -> None:
+    """Two processes (two connections) write the same 120 photos at once, in overlapping
+    batches, each its own version: every photo ends with the listing and position of the very
+    writer whose row it kept, never a mix, one of each at most, and no write fails."""
+    import threading
+
+    root = catalog.root_id("/photos")
+    assert root is not None
+    names = [f"{i:03d}.jpg" for i in range(120)]
+
+    def version(writer: str, rel: str) -> FileEntry:
+        odd = int(rel[:3]) % 2
+        if writer == "A":
+            return entry(root, rel, make="A", latitude=1.0, longitude=float(int(rel[:3])))
+        return entry(root, rel, make="B", **({"latitude": 2.0, "longitude": 2.0} if odd else {}))
+
+    errors: list[BaseException] = []
+
+    def write(writer: str, start: int) -> None:
+        try:
+            with open_catalog(db) as mine:
+                for rounds in range(3):
+                    for i in range(0, len(names), 40):
+                        at = (start + i + rounds * 7) % len(names)
+                        batch = (names + names)[at : at + 50]  # overlapping batches
+                        mine.upsert([version(writer, rel) for rel in batch])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(w, s)) for w, s in (("A", 0), ("B", 60))]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    assert not errors, errors
+    with catalog.engine.connect() as conn:
+        photos = conn.execute(
+            select(Photo.id, Photo.rel_path, Device.make).join(Device, Photo.device_id == Device.id)
+        ).all()
+        gps = dict(conn.execute(select(GpsPosition.photo_id, GpsPosition.latitude)).all())
+        listings = dict(conn.execute(select(RawTags.photo_id, RawTags.tags)).all())
+    assert sorted(rel for _, rel, _ in photos) == names
+    assert set(listings) == {pid for pid, _, _ in photos}
+    for pid, rel, make in photos:
+        assert json.loads(listings[pid])[0][3] == make, rel
+        if make == "A":
+            assert gps.get(pid) == 1.0, rel
+        else:
+            assert gps.get(pid) == (2.0 if int(rel[:3]) % 2 else None), rel
+
+
 def test_the_devices_of_a_batch_are_stored_once_each_and_referenced(
     catalog: Catalog, db: str
 ) -> None:
