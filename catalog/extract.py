@@ -869,24 +869,24 @@ def _add_extended_xmp(record: PhotoRecord, segments: list[bytes]) -> None:
         add_warning(record, f"the XMP packet names extended XMP {guid}, not in the file")
         return
     full = mine[0][1]
-    at = 0
+    at = 0  # where the next part must start: each one where the one before ends
     for offset, length, part in mine:
         if offset != at or length != full:
+            at = -1
             break
         at += len(part)
-    else:
-        if at == full:
-            whole = b"".join(part for _, _, part in mine)
-            digest = hashlib.md5(whole, usedforsecurity=False).hexdigest().upper()
-            if digest != guid:
-                add_warning(record, f"extended XMP {guid}: its MD5 is {digest}, not its GUID")
-            _add_xmp(record, whole, "ExtendedXMP", "extended XMP")
-            return
-    add_warning(
-        record,
-        f"extended XMP {guid}: its {len(mine)} part(s) do not make its {full} bytes exactly"
-        " (missing, overlapping or of another length): not read",
-    )
+    if at != full:
+        add_warning(
+            record,
+            f"extended XMP {guid}: its {len(mine)} part(s) do not make its {full} bytes exactly"
+            " (missing, overlapping or of another length): not read",
+        )
+        return
+    whole = b"".join(part for _, _, part in mine)
+    digest = hashlib.md5(whole, usedforsecurity=False).hexdigest().upper()
+    if digest != guid:
+        add_warning(record, f"extended XMP {guid}: its MD5 is {digest}, not its GUID")
+    _add_xmp(record, whole, "ExtendedXMP", "extended XMP")
 
 
 # XMP's own rule for its encoding: the packet starts with "<", so its first bytes say which.
