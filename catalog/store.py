@@ -47,8 +47,9 @@ from catalog.paths import from_db, relative_to, to_db
 from catalog.record import FileEntry, PhotoRecord, tags_json
 from catalog.urls import database_url
 
-BUSY_TIMEOUT_MS = 60_000
 _T = TypeVar("_T")
+
+BUSY_TIMEOUT_MS = 60_000
 READ_BY = f"photocat {__version__}"  # each photo row says which photocat read its file
 WRITE = {"photocat_write": True}
 ROOTS_LOCK = 7306540  # PostgreSQL advisory lock: see Catalog.writing
